@@ -1,0 +1,131 @@
+"""Application factory: `create_app()` builds the Dash app; importing this module does nothing."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import click
+import dash
+import flask_bootstrap
+from flask import Flask, Response, send_from_directory
+from flask_login import current_user
+
+from components.shell import create_navbar, create_shell
+from db.migrate import DatabaseNotMigrated, ensure_migrated
+from db.session import make_engine, make_session_factory
+from services import auth, cache
+from services.cli import users_cli
+from services.container import Services
+from services.phoenix import PhoenixClient
+from settings import PROJECT_DIR, Settings, SettingsError
+
+log = logging.getLogger(__name__)
+# Bootstrap 5 CSS and icons come from the installed bootstrap-flask wheel, never from a CDN.
+VENDOR_DIR = Path(flask_bootstrap.__file__).parent / "static" / "bootstrap5"
+STYLESHEETS = ["/vendor/css/bootstrap.min.css", "/vendor/css/font/bootstrap-icons.min.css"]
+
+
+def create_server(settings: Settings) -> Flask:
+    """Build the Flask server with login, the guard, health and the user CLI."""
+    server = Flask(__name__, template_folder=str(PROJECT_DIR / "templates"))
+    server.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_lifetime_minutes),
+        SESSION_REFRESH_EACH_REQUEST=True,
+        TESTING=settings.testing,
+    )
+    engine = make_engine(settings.database_url)
+    ensure_migrated(engine)
+    phoenix = (
+        PhoenixClient(
+            settings.phoenix_url,
+            api_key=settings.phoenix_api_key,
+            connect_timeout_s=settings.phoenix_connect_timeout_s,
+            read_timeout_s=settings.phoenix_read_timeout_s,
+        )
+        if settings.phoenix_enabled
+        else None
+    )
+    Services(settings, engine, make_session_factory(engine), phoenix).init_app(server)
+    cache.init_app(server, settings)
+    auth.init_app(server)
+    server.cli.add_command(users_cli)
+
+    @server.get("/healthz")
+    def healthz() -> Response:
+        """Answer the liveness probe without touching Phoenix."""
+        return Response("ok\n", mimetype="text/plain")
+
+    @server.get("/vendor/<path:filename>")
+    def vendor(filename: str) -> Response:
+        """Serve Bootstrap's CSS, icons and fonts from the installed package."""
+        return send_from_directory(VENDOR_DIR, filename, max_age=86400)
+
+    return server
+
+
+def create_app(settings: Settings | None = None) -> dash.Dash:
+    """Build the Dash app and its Flask server."""
+    settings = settings or Settings.from_env()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if settings.uses_dev_secret and not settings.testing:
+        log.warning("SECRET_KEY is the built-in development key; set SECRET_KEY in production")
+    server = create_server(settings)
+    app = dash.Dash(
+        __name__,
+        server=server,
+        use_pages=True,
+        pages_folder=str(PROJECT_DIR / "pages"),
+        assets_folder=str(PROJECT_DIR / "assets"),
+        external_stylesheets=STYLESHEETS,
+        title="Prompt Analytics",
+        update_title=None,
+        suppress_callback_exceptions=True,
+    )
+
+    def serve_layout() -> dash.html.Div:
+        """Build the shell for the signed-in user on every page load."""
+        name = current_user.display_name if current_user.is_authenticated else ""
+        navbar = create_navbar(
+            dash.page_registry.values(), phoenix_enabled=settings.phoenix_enabled, user_name=name
+        )
+        return create_shell(navbar)
+
+    app.layout = serve_layout
+    return app
+
+
+@functools.cache
+def _default_server() -> Flask:
+    """Build the app once from the environment for gunicorn and the flask CLI."""
+    return create_app().server
+
+
+def __getattr__(name: str) -> Flask:
+    """Build the server lazily for `gunicorn app:server` and `flask --app app`."""
+    if name in ("server", "application"):
+        return _default_server()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def main() -> None:
+    """Serve the development server."""
+    try:
+        settings = Settings.from_env()
+        app = create_app(settings)
+    except (DatabaseNotMigrated, SettingsError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    app.run(host=settings.host, port=settings.port, debug=False)
+
+
+if __name__ == "__main__":
+    main()

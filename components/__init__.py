@@ -1,0 +1,1 @@
+"""Pure builders of Dash components; none of them does I/O."""

@@ -1,0 +1,1 @@
+"""Our own database: users and links from prompts to Phoenix traces and evaluations."""

@@ -1,0 +1,1 @@
+"""Services the pages call: Phoenix, auth, users, cache."""

@@ -1,0 +1,197 @@
+"""Login, logout, the deny-by-default guard and the login rate limit."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from werkzeug.wrappers import Response as BaseResponse
+
+from services import users
+from services.cache import cache
+from services.container import get_services
+
+bp = Blueprint("auth", __name__)
+login_manager = LoginManager()
+
+# Reachable without a login: the login form, the health probe and static files.
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "healthz", "vendor", "static"})
+PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/vendor/")
+PUBLIC_PATHS = frozenset({"/_favicon.ico"})
+# Anything under these answers JSON; a browser page never lives there.
+API_PREFIXES = ("/_dash-", "/_reload-hash", "/api/")
+
+
+@dataclass(frozen=True)
+class SessionUser(UserMixin):
+    """The logged-in user as the request sees it, detached from the database."""
+
+    id: int
+    email: str
+    display_name: str
+    role: str
+
+    def get_id(self) -> str:
+        """Return the id flask-login stores in the session."""
+        return str(self.id)
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> SessionUser | None:
+    """Reload the user on every request, so deactivation takes effect at once."""
+    if not user_id.isdigit():
+        return None
+    with get_services().sessions() as db:
+        user = users.get_by_id(db, int(user_id))
+        if user is None or not user.active:
+            return None
+        return SessionUser(user.id, user.email, user.display_name, user.role)
+
+
+def safe_next(target: str | None) -> str:
+    """Return `target` if it is a relative path on this site, else the home page."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    if any(ord(ch) < 32 or ch == "\\" for ch in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return target
+
+
+class LoginRateLimiter:
+    """Count failed logins per account and per address in a fixed window, in the shared cache."""
+
+    def __init__(self, max_failures: int, window_s: int) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+
+    def _keys(self, email: str, address: str) -> list[str]:
+        window = int(time.time() // self.window_s)
+        return [
+            f"login-fail:acct:{users.normalize_email(email)}:{window}",
+            f"login-fail:addr:{address}:{window}",
+        ]
+
+    def retry_after_s(self, email: str, address: str) -> int:
+        """Return seconds until another try is allowed, or 0 when allowed now."""
+        for key in self._keys(email, address):
+            if (cache.get(key) or 0) >= self.max_failures:
+                return self.window_s - int(time.time() % self.window_s)
+        return 0
+
+    def record_failure(self, email: str, address: str) -> None:
+        """Count one failed attempt for the account and the address."""
+        for key in self._keys(email, address):
+            # add() sets the expiry once; inc() keeps it, so keys vanish after their window.
+            cache.add(key, 0, timeout=self.window_s * 2)
+            cache.inc(key)
+
+    def reset_account(self, email: str, address: str) -> None:
+        """Forget the account's failures after a successful login."""
+        cache.delete(self._keys(email, address)[0])
+
+
+def _limiter() -> LoginRateLimiter:
+    settings = get_services().settings
+    return LoginRateLimiter(settings.login_max_failures, settings.login_window_s)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> BaseResponse | tuple[str, int] | str:
+    """Show the login form and sign the user in."""
+    next_url = safe_next(request.values.get("next"))
+    if current_user.is_authenticated:
+        return redirect(next_url)
+    if request.method == "GET":
+        return render_template("login.html", next_url=next_url, email="", error=None)
+
+    email = request.form.get("email", "").strip()[:320]
+    password = request.form.get("password", "")[:1024]
+    address = request.remote_addr or "unknown"
+    limiter = _limiter()
+    wait_s = limiter.retry_after_s(email, address)
+    if wait_s:
+        minutes = max(1, math.ceil(wait_s / 60))
+        message = (
+            "Too many failed sign-in attempts. "
+            f"Sign-in is paused for this account or address; try again in {minutes} min."
+        )
+        body = render_template("login.html", next_url=next_url, email=email, error=message)
+        return body, 429
+    if not email or not password:
+        message = "Enter your email and password."
+        return render_template("login.html", next_url=next_url, email=email, error=message), 400
+
+    with get_services().sessions.begin() as db:
+        user = users.authenticate(db, email, password)
+        session_user = (
+            SessionUser(user.id, user.email, user.display_name, user.role) if user else None
+        )
+    if session_user is None:
+        limiter.record_failure(email, address)
+        message = "Wrong email or password, or the account is deactivated."
+        return render_template("login.html", next_url=next_url, email=email, error=message), 401
+
+    limiter.reset_account(email, address)
+    session.clear()
+    session.permanent = True
+    login_user(session_user)
+    return redirect(next_url)
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> BaseResponse:
+    """Sign the user out."""
+    logout_user()
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+def is_public(path: str, endpoint: str | None) -> bool:
+    """Tell whether a request may proceed without a login."""
+    return endpoint in PUBLIC_ENDPOINTS or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def guard() -> BaseResponse | None:
+    """Deny every anonymous request that is not explicitly public."""
+    if is_public(request.path, request.endpoint) or current_user.is_authenticated:
+        return None
+    wants_page = request.method in ("GET", "HEAD") and not request.path.startswith(API_PREFIXES)
+    if wants_page:
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    return _unauthorized()
+
+
+def _unauthorized() -> Response:
+    response = jsonify(
+        error="authentication required",
+        message="Your session has ended. Sign in again.",
+        login_url=url_for("auth.login"),
+    )
+    response.status_code = 401
+    return response
+
+
+def init_app(server: Flask) -> None:
+    """Install login, the guard and the auth routes on the Flask app."""
+    login_manager.init_app(server)
+    login_manager.session_protection = "basic"
+    login_manager.unauthorized_handler(_unauthorized)
+    server.register_blueprint(bp)
+    server.before_request(guard)

@@ -1,0 +1,94 @@
+"""`flask --app app users ...`: manage dashboard users from the shell."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from db.models import ROLES
+from services import users
+from services.container import get_services
+
+
+def _read_password() -> str:
+    """Prompt for a password on a terminal, else read one line from stdin."""
+    if sys.stdin.isatty():
+        password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return password
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@click.group("users")
+def users_cli() -> None:
+    """Create, list and change dashboard users."""
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True)
+@click.option("--name", "display_name", default="", help="Display name; defaults to the email.")
+@click.option("--if-missing", is_flag=True, help="Succeed quietly when the user already exists.")
+def create_command(email: str, role: str, display_name: str, if_missing: bool) -> None:
+    """Create a user; the password is prompted, or read from stdin."""
+    with get_services().sessions.begin() as db:
+        if if_missing and users.get_by_email(db, email) is not None:
+            click.echo(f"User {users.normalize_email(email)} exists; left unchanged.")
+            return
+        password = _read_password()
+        try:
+            user = users.create_user(db, email, password, role=role, display_name=display_name)
+        except users.UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"Created {user.email} with role {user.role}.")
+
+
+@users_cli.command("list")
+def list_command() -> None:
+    """List every user with role, state and last login."""
+    with get_services().sessions() as db:
+        rows = users.list_users(db)
+        if not rows:
+            click.echo("No users yet. Create one with: flask --app app users create EMAIL")
+            return
+        click.echo(f"{'email':<40} {'role':<8} {'active':<7} last login")
+        for user in rows:
+            last = user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "-"
+            click.echo(f"{user.email:<40} {user.role:<8} {'yes' if user.active else 'no':<7} {last}")
+
+
+@users_cli.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(ROLES))
+def set_role_command(email: str, role: str) -> None:
+    """Change a user's role."""
+    with get_services().sessions.begin() as db:
+        try:
+            user = users.set_role(db, email, role)
+        except users.UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{user.email} now has role {user.role}.")
+
+
+@users_cli.command("deactivate")
+@click.argument("email")
+def deactivate_command(email: str) -> None:
+    """Deactivate a user; they lose access at their next request."""
+    with get_services().sessions.begin() as db:
+        try:
+            user = users.set_active(db, email, False)
+        except users.UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{user.email} is deactivated.")
+
+
+@users_cli.command("activate")
+@click.argument("email")
+def activate_command(email: str) -> None:
+    """Re-activate a deactivated user."""
+    with get_services().sessions.begin() as db:
+        try:
+            user = users.set_active(db, email, True)
+        except users.UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{user.email} is active.")

@@ -1,0 +1,174 @@
+"""Typed, frozen configuration read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+PROJECT_DIR = Path(__file__).resolve().parent
+DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_DIR / 'instance' / 'dashboard.db'}"
+# A default lets a laptop start with no set-up; `from_env` warns when it is used outside dev.
+DEV_SECRET_KEY = "dev-only-secret-key-change-me-0123456789"
+
+
+class SettingsError(ValueError):
+    """Raised when an environment variable holds an invalid value."""
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected one of true/false, 1/0, yes/no, on/off")
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _http_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("must be an http(s) URL such as http://127.0.0.1:6006")
+    return raw.strip().rstrip("/")
+
+
+def _database_url(raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg2://")):
+        raise ValueError("must start with sqlite:// or postgresql+psycopg2://")
+    return value
+
+
+def _redis_url(raw: str) -> str:
+    value = raw.strip()
+    if value and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be empty or a redis:// URL")
+    return value
+
+
+def _secret_key(raw: str) -> str:
+    if len(raw) < 32:
+        raise ValueError("must be at least 32 characters (generate one with `make secret`)")
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return value
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _env(name: str, parse: Callable[[str], Any], help_text: str) -> Any:
+    """Declare a field read from the environment variable `name`."""
+    return field(metadata={"env": name, "parse": parse, "help": help_text})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the dashboard, with a default and a check."""
+
+    secret_key: str = _env("SECRET_KEY", _secret_key, "Signs session cookies and tokens.")
+    database_url: str = _env("DATABASE_URL", _database_url, "SQLAlchemy URL of our database.")
+    redis_url: str = _env("REDIS_URL", _redis_url, "Redis for cache and locks; empty = in-process.")
+    phoenix_enabled: bool = _env("PHOENIX_ENABLED", _parse_bool, "Turns the Phoenix integration on.")
+    phoenix_url: str = _env("PHOENIX_URL", _http_url, "Base URL of the Phoenix server.")
+    phoenix_api_key: str = _env("PHOENIX_API_KEY", _text, "Phoenix API key used for reads.")
+    phoenix_connect_timeout_s: float = _env(
+        "PHOENIX_CONNECT_TIMEOUT_S", _positive_float, "Connect timeout toward Phoenix."
+    )
+    phoenix_read_timeout_s: float = _env(
+        "PHOENIX_READ_TIMEOUT_S", _positive_float, "Read timeout toward Phoenix."
+    )
+    session_lifetime_minutes: int = _env(
+        "SESSION_LIFETIME_MINUTES", _positive_int, "Idle time before a login expires."
+    )
+    login_max_failures: int = _env(
+        "LOGIN_MAX_FAILURES", _positive_int, "Failed logins per account or address per window."
+    )
+    login_window_s: int = _env(
+        "LOGIN_WINDOW_S", _positive_int, "Length of the login rate-limit window."
+    )
+    poll_interval_s: int = _env("POLL_INTERVAL_S", _positive_int, "How often pages refresh.")
+    log_level: str = _env("LOG_LEVEL", _log_level, "Python log level.")
+    host: str = _env("HOST", _text, "Bind address of `python app.py`.")
+    port: int = _env("PORT", _positive_int, "Port of `python app.py`.")
+    testing: bool = False
+
+    @classmethod
+    def defaults(cls) -> dict[str, str]:
+        """Return the default raw value of every variable."""
+        return {
+            "SECRET_KEY": DEV_SECRET_KEY,
+            "DATABASE_URL": DEFAULT_DATABASE_URL,
+            "REDIS_URL": "",
+            "PHOENIX_ENABLED": "true",
+            "PHOENIX_URL": "http://127.0.0.1:6006",
+            "PHOENIX_API_KEY": "",
+            "PHOENIX_CONNECT_TIMEOUT_S": "3",
+            "PHOENIX_READ_TIMEOUT_S": "15",
+            "SESSION_LIFETIME_MINUTES": "720",
+            "LOGIN_MAX_FAILURES": "5",
+            "LOGIN_WINDOW_S": "300",
+            "POLL_INTERVAL_S": "5",
+            "LOG_LEVEL": "INFO",
+            "HOST": "127.0.0.1",
+            "PORT": "8050",
+        }
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the environment, failing with the variable's name."""
+        env = os.environ if environ is None else environ
+        defaults = cls.defaults()
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.metadata.get("env")
+            if name is None:
+                continue
+            raw = env.get(name, defaults[name])
+            try:
+                values[f.name] = f.metadata["parse"](raw)
+            except ValueError as exc:
+                raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
+        return cls(**values)
+
+    @classmethod
+    def documented(cls) -> list[tuple[str, str, str]]:
+        """Return (variable, default, meaning) for the README's configuration table."""
+        defaults = cls.defaults()
+        return [
+            (f.metadata["env"], defaults[f.metadata["env"]], f.metadata["help"])
+            for f in fields(cls)
+            if "env" in f.metadata
+        ]
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """Return a copy with some fields replaced."""
+        return replace(self, **changes)
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        """Tell whether the insecure built-in secret key is in use."""
+        return self.secret_key == DEV_SECRET_KEY
