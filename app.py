@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 import dash
+from dash.exceptions import DependencyException
 import flask_bootstrap
 from flask import Flask, Response, send_from_directory
 from flask_login import current_user
@@ -31,7 +32,8 @@ STYLESHEETS = ["/vendor/css/bootstrap.min.css", "/vendor/css/font/bootstrap-icon
 
 def create_server(settings: Settings) -> Flask:
     """Build the Flask server with login, the guard, health and the user CLI."""
-    server = Flask(__name__, template_folder=str(PROJECT_DIR / "templates"))
+    # No Flask static folder: Dash serves /assets and /vendor serves Bootstrap.
+    server = Flask(__name__, template_folder=str(PROJECT_DIR / "templates"), static_folder=None)
     server.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
@@ -100,6 +102,10 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
         return create_shell(navbar)
 
     app.layout = serve_layout
+    # Dash raises on an unknown component-suite path; that is a client's 404, not our 500.
+    server.register_error_handler(
+        DependencyException, lambda _exc: Response("Not found\n", 404, mimetype="text/plain")
+    )
     return app
 
 

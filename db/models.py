@@ -74,8 +74,13 @@ class Prompt(Base):
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    traces: Mapped[list[PromptTrace]] = relationship(back_populates="prompt")
-    evaluations: Mapped[list[PromptEvaluation]] = relationship(back_populates="prompt")
+    # The database cascades deletes; the ORM must not null the foreign keys first.
+    traces: Mapped[list[PromptTrace]] = relationship(
+        back_populates="prompt", cascade="all, delete-orphan", passive_deletes=True
+    )
+    evaluations: Mapped[list[PromptEvaluation]] = relationship(
+        back_populates="prompt", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class PromptTrace(Base):

@@ -29,7 +29,7 @@ bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
 
 # Reachable without a login: the login form, the health probe and static files.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "healthz", "vendor", "static"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "healthz", "vendor"})
 PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/vendor/")
 PUBLIC_PATHS = frozenset({"/_favicon.ico"})
 # Anything under these answers JSON; a browser page never lives there.
@@ -100,7 +100,7 @@ class LoginRateLimiter:
         for key in self._keys(email, address):
             # add() sets the expiry once; inc() keeps it, so keys vanish after their window.
             cache.add(key, 0, timeout=self.window_s * 2)
-            cache.inc(key)
+            cache.cache.inc(key)
 
     def reset_account(self, email: str, address: str) -> None:
         """Forget the account's failures after a successful login."""

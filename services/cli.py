@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from flask.cli import AppGroup
 
 from db.models import ROLES
 from services import users
@@ -19,9 +20,7 @@ def _read_password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
-@click.group("users")
-def users_cli() -> None:
-    """Create, list and change dashboard users."""
+users_cli = AppGroup("users", help="Create, list and change dashboard users.")
 
 
 @users_cli.command("create")

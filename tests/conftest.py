@@ -1,0 +1,174 @@
+"""Shared fixtures: settings, app, client, auth, and the real Phoenix, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+
+from app import create_app
+from db.migrate import upgrade
+from db.session import make_engine
+from devtools.phoenix import DEFAULT_VENV, PhoenixServer, start_phoenix
+from services import users
+from services.container import get_services
+from settings import Settings
+
+IN_CI = bool(os.environ.get("CI"))
+TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
+PASSWORD = "correct horse battery"
+# Debian's Chromium; dash[testing] reads this when it starts the browser.
+os.environ.setdefault("DASH_TEST_CHROMEPATH", "/usr/bin/chromium")
+
+
+def require_service(name: str, value: str | None) -> str:
+    """Return a service URL; skip without it, except in CI where it is mandatory."""
+    if value:
+        return value
+    if IN_CI:
+        pytest.fail(f"{name} is required when CI is set; run the suite through `make test`")
+    pytest.skip(f"{name} is not set; `make test` starts it")
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrate one SQLite file per session; tests copy it instead of migrating again."""
+    path = tmp_path_factory.mktemp("db") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, migrated_sqlite_template: Path) -> Settings:
+    """Settings for one test: a fresh migrated SQLite file, no Phoenix, no Redis."""
+    db_path = tmp_path / "dashboard.db"
+    shutil.copy(migrated_sqlite_template, db_path)
+    return Settings.from_env(
+        {
+            "SECRET_KEY": TEST_SECRET,
+            "DATABASE_URL": f"sqlite:///{db_path}",
+            "PHOENIX_ENABLED": "false",
+            "LOG_LEVEL": "WARNING",
+        }
+    ).with_overrides(testing=True)
+
+
+@pytest.fixture
+def app(settings: Settings):
+    """The Dash app built by the factory."""
+    dash_app = create_app(settings)
+    yield dash_app
+    get_services(dash_app.server).engine.dispose()
+
+
+@pytest.fixture
+def client(app) -> FlaskClient:
+    """A Flask test client for the app's server."""
+    return app.server.test_client()
+
+
+class AuthActions:
+    """Create users and log in and out through the real login form."""
+
+    def __init__(self, app, client: FlaskClient) -> None:
+        self._app = app
+        self._client = client
+
+    def create(self, email: str = "analyst@example.com", role: str = "member",
+               password: str = PASSWORD) -> str:
+        """Create a user and return the email."""
+        with get_services(self._app.server).sessions.begin() as db:
+            users.create_user(db, email, password, role=role, display_name="Ana Lyst")
+        return email
+
+    def login(self, email: str = "analyst@example.com", password: str = PASSWORD,
+              next_url: str = "/", **environ: str):
+        """Post the login form."""
+        return self._client.post(
+            "/login",
+            data={"email": email, "password": password, "next": next_url},
+            environ_base=environ,
+        )
+
+    def logout(self):
+        """Sign out."""
+        return self._client.get("/logout")
+
+
+@pytest.fixture
+def auth(app, client: FlaskClient) -> AuthActions:
+    """Helpers to create users and log in."""
+    return AuthActions(app, client)
+
+
+@pytest.fixture(scope="session")
+def phoenix_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixServer]:
+    """A real Phoenix on free loopback ports for the whole session."""
+    if not (DEFAULT_VENV / "bin" / "phoenix").exists() and not os.environ.get("PHOENIX_BIN"):
+        require_service("Phoenix (.phoenix-venv)", None)
+    server = start_phoenix(tmp_path_factory.mktemp("phoenix"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def phoenix_settings(settings: Settings, phoenix_server: PhoenixServer) -> Settings:
+    """Settings that point at the real test Phoenix."""
+    return settings.with_overrides(phoenix_enabled=True, phoenix_url=phoenix_server.url)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the throwaway server."""
+    admin_url = require_service("TEST_PG_ADMIN_URL", os.environ.get("TEST_PG_ADMIN_URL"))
+    base_url = require_service("TEST_PG_URL", os.environ.get("TEST_PG_URL"))
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield str(sa.make_url(base_url).set(database=name).render_as_string(hide_password=False))
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The throwaway Redis, emptied after the test."""
+    import redis
+
+    url = require_service("TEST_REDIS_URL", os.environ.get("TEST_REDIS_URL"))
+    yield url
+    redis.Redis.from_url(url).flushdb()
+
+
+@pytest.fixture
+def sqlite_engine(settings: Settings) -> Iterator[sa.Engine]:
+    """An engine on the test's migrated SQLite file."""
+    engine = make_engine(settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+def pytest_setup_options():
+    """Start Chromium headless, without the background traffic this closed network refuses."""
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    for flag in (
+        "--headless=new",
+        "--window-size=1440,900",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+    ):
+        options.add_argument(flag)
+    return options
