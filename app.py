@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 import dash
-from dash.exceptions import DependencyException
 import flask_bootstrap
+from dash.exceptions import DependencyException
 from flask import Flask, Response, send_from_directory
 from flask_login import current_user
 
@@ -83,13 +83,13 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     server = create_server(settings)
     app = dash.Dash(
         __name__,
-        server=server,
+        server=server,  # type: ignore[arg-type]  # Dash's hints omit Flask instances
         use_pages=True,
         pages_folder=str(PROJECT_DIR / "pages"),
         assets_folder=str(PROJECT_DIR / "assets"),
         external_stylesheets=STYLESHEETS,
         title="Prompt Analytics",
-        update_title=None,
+        update_title=None,  # type: ignore[arg-type]  # None turns the title flicker off
         suppress_callback_exceptions=True,
     )
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_DIR / 'instance' / 'dashboard.db'}"
 # A default lets a laptop start with no set-up; `from_env` warns when it is used outside dev.
-DEV_SECRET_KEY = "dev-only-secret-key-change-me-0123456789"
+DEV_SECRET_KEY = "dev-only-secret-key-change-me-0123456789"  # noqa: S105
 
 
 class SettingsError(ValueError):
@@ -92,7 +92,9 @@ class Settings:
     secret_key: str = _env("SECRET_KEY", _secret_key, "Signs session cookies and tokens.")
     database_url: str = _env("DATABASE_URL", _database_url, "SQLAlchemy URL of our database.")
     redis_url: str = _env("REDIS_URL", _redis_url, "Redis for cache and locks; empty = in-process.")
-    phoenix_enabled: bool = _env("PHOENIX_ENABLED", _parse_bool, "Turns the Phoenix integration on.")
+    phoenix_enabled: bool = _env(
+        "PHOENIX_ENABLED", _parse_bool, "Turns the Phoenix integration on."
+    )
     phoenix_url: str = _env("PHOENIX_URL", _http_url, "Base URL of the Phoenix server.")
     phoenix_api_key: str = _env("PHOENIX_API_KEY", _text, "Phoenix API key used for reads.")
     phoenix_connect_timeout_s: float = _env(

@@ -11,8 +11,9 @@ from components.phoenix_status import create_phoenix_status
 from services.container import get_services
 from services.status import phoenix_status
 
-dash.register_page(__name__, path="/", name="Home", title="Home · Prompt Analytics", order=0,
-                   icon="bi-house")
+dash.register_page(
+    __name__, path="/", name="Home", title="Home · Prompt Analytics", order=0, icon="bi-house"
+)
 
 
 def layout(**query: str) -> html.Div:
@@ -27,8 +28,9 @@ def layout(**query: str) -> html.Div:
     )
 
 
-@callback(Output("home-status", "children"), Input("home-poll", "n_intervals"),
-          prevent_initial_call=True)
+@callback(
+    Output("home-status", "children"), Input("home-poll", "n_intervals"), prevent_initial_call=True
+)
 def refresh_status(_n_intervals: int | None) -> Any:
     """Redraw the Phoenix status on each poll."""
     return create_phoenix_status(phoenix_status())

@@ -112,14 +112,19 @@ def _limiter() -> LoginRateLimiter:
     return LoginRateLimiter(settings.login_max_failures, settings.login_window_s)
 
 
+def _login_form(next_url: str, email: str, error: str | None) -> str:
+    """Render the login form; a refused sign-in re-renders it with 200, as browsers expect."""
+    return render_template("login.html", next_url=next_url, email=email, error=error)
+
+
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> BaseResponse | tuple[str, int] | str:
+def login() -> BaseResponse | str:
     """Show the login form and sign the user in."""
     next_url = safe_next(request.values.get("next"))
     if current_user.is_authenticated:
         return redirect(next_url)
     if request.method == "GET":
-        return render_template("login.html", next_url=next_url, email="", error=None)
+        return _login_form(next_url, "", None)
 
     email = request.form.get("email", "").strip()[:320]
     password = request.form.get("password", "")[:1024]
@@ -132,11 +137,9 @@ def login() -> BaseResponse | tuple[str, int] | str:
             "Too many failed sign-in attempts. "
             f"Sign-in is paused for this account or address; try again in {minutes} min."
         )
-        body = render_template("login.html", next_url=next_url, email=email, error=message)
-        return body, 429
+        return _login_form(next_url, email, message)
     if not email or not password:
-        message = "Enter your email and password."
-        return render_template("login.html", next_url=next_url, email=email, error=message), 400
+        return _login_form(next_url, email, "Enter your email and password.")
 
     with get_services().sessions.begin() as db:
         user = users.authenticate(db, email, password)
@@ -145,8 +148,9 @@ def login() -> BaseResponse | tuple[str, int] | str:
         )
     if session_user is None:
         limiter.record_failure(email, address)
-        message = "Wrong email or password, or the account is deactivated."
-        return render_template("login.html", next_url=next_url, email=email, error=message), 401
+        return _login_form(
+            next_url, email, "Wrong email or password, or the account is deactivated."
+        )
 
     limiter.reset_account(email, address)
     session.clear()

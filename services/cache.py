@@ -12,6 +12,7 @@ cache = Cache()
 
 def init_app(server: Flask, settings: Settings) -> None:
     """Configure the cache for this app."""
+    config: dict[str, object]
     if settings.redis_url:
         config = {
             "CACHE_TYPE": "RedisCache",

@@ -53,7 +53,9 @@ def list_command() -> None:
         click.echo(f"{'email':<40} {'role':<8} {'active':<7} last login")
         for user in rows:
             last = user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "-"
-            click.echo(f"{user.email:<40} {user.role:<8} {'yes' if user.active else 'no':<7} {last}")
+            click.echo(
+                f"{user.email:<40} {user.role:<8} {'yes' if user.active else 'no':<7} {last}"
+            )
 
 
 @users_cli.command("set-role")

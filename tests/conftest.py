@@ -80,15 +80,21 @@ class AuthActions:
         self._app = app
         self._client = client
 
-    def create(self, email: str = "analyst@example.com", role: str = "member",
-               password: str = PASSWORD) -> str:
+    def create(
+        self, email: str = "analyst@example.com", role: str = "member", password: str = PASSWORD
+    ) -> str:
         """Create a user and return the email."""
         with get_services(self._app.server).sessions.begin() as db:
             users.create_user(db, email, password, role=role, display_name="Ana Lyst")
         return email
 
-    def login(self, email: str = "analyst@example.com", password: str = PASSWORD,
-              next_url: str = "/", **environ: str):
+    def login(
+        self,
+        email: str = "analyst@example.com",
+        password: str = PASSWORD,
+        next_url: str = "/",
+        **environ: str,
+    ):
         """Post the login form."""
         return self._client.post(
             "/login",

@@ -53,9 +53,9 @@ def test_login_then_pages_and_logout(client, auth: AuthActions) -> None:
 def test_wrong_password_gets_a_clear_message(auth: AuthActions) -> None:
     auth.create()
     response = auth.login(password="nope-nope-nope")
-    assert response.status_code == 401
     assert "Wrong email or password" in response.get_data(as_text=True)
-    assert auth.login(email="nobody@example.com").status_code == 401
+    assert "Wrong email or password" in auth.login(email="nobody@example.com").text
+    assert "Enter your email and password" in auth.login(password="").text
 
 
 @pytest.mark.parametrize(
@@ -84,18 +84,18 @@ def test_login_ignores_an_offsite_next(auth: AuthActions) -> None:
 def test_repeated_failures_rate_limit_the_account(settings, auth: AuthActions) -> None:
     auth.create()
     for _ in range(settings.login_max_failures):
-        assert auth.login(password="wrong-password").status_code == 401
+        assert "Wrong email or password" in auth.login(password="wrong-password").text
     # Even the right password is refused while the account is paused.
     response = auth.login()
-    assert response.status_code == 429
-    assert "Too many failed sign-in attempts" in response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Too many failed sign-in attempts" in response.text
 
 
 def test_repeated_failures_rate_limit_the_address(settings, auth: AuthActions) -> None:
     auth.create()
     for i in range(settings.login_max_failures):
         auth.login(email=f"guess{i}@example.com", REMOTE_ADDR="10.0.0.9")
-    assert auth.login(REMOTE_ADDR="10.0.0.9").status_code == 429
+    assert "Too many failed sign-in attempts" in auth.login(REMOTE_ADDR="10.0.0.9").text
     # Another address can still sign in to the same account.
     assert auth.login(REMOTE_ADDR="10.0.0.10").status_code == 302
 
@@ -108,7 +108,7 @@ def test_rate_limit_is_shared_through_redis_across_replicas(settings, redis_url:
     for _ in range(settings.login_max_failures):
         AuthActions(first, first.server.test_client()).login(password="wrong-password")
     response = AuthActions(second, second.server.test_client()).login()
-    assert response.status_code == 429
+    assert "Too many failed sign-in attempts" in response.text
 
 
 def test_deactivated_user_loses_access_at_the_next_request(app, client, auth) -> None:
@@ -119,7 +119,7 @@ def test_deactivated_user_loses_access_at_the_next_request(app, client, auth) ->
     assert result.exit_code == 0, result.output
     assert client.get("/").status_code == 302
     assert client.post("/_dash-update-component", json={}).status_code == 401
-    assert auth.login().status_code == 401
+    assert "Wrong email or password" in auth.login().text
 
 
 def test_expired_session_gets_401_for_callbacks(client, auth) -> None:

@@ -6,8 +6,14 @@ import re
 
 from werkzeug.routing import Rule
 
-PUBLIC_RULE_PREFIXES = ("/login", "/healthz", "/vendor/", "/assets/", "/_dash-component-suites/",
-                        "/_favicon.ico")
+PUBLIC_RULE_PREFIXES = (
+    "/login",
+    "/healthz",
+    "/vendor/",
+    "/assets/",
+    "/_dash-component-suites/",
+    "/_favicon.ico",
+)
 
 
 def _sample_path(rule: Rule) -> str:

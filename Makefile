@@ -1,0 +1,50 @@
+# Two commands matter: `make demo` and `make test`. Everything else is a step they call.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PXVENV := .phoenix-venv
+PY := $(VENV)/bin/python
+PHOENIX_VERSION := 20.26.1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint migrate venv phoenix-venv system-deps demo-stop secret clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e ".[dev,demo]"
+	touch $@
+
+# Phoenix pins strawberry-graphql, pandas and numpy, so it lives apart from the dashboard.
+phoenix-venv: $(PXVENV)/.installed
+$(PXVENV)/.installed:
+	$(PYTHON) -m venv $(PXVENV)
+	$(PXVENV)/bin/python -m pip install --quiet "arize-phoenix[pg]==$(PHOENIX_VERSION)"
+	touch $@
+
+system-deps:
+	@scripts/system-deps.sh
+
+migrate: venv
+	$(VENV)/bin/alembic upgrade head
+
+demo: venv phoenix-venv migrate
+	$(PY) -m devtools.demo
+
+demo-stop: venv
+	$(PY) -m devtools.phoenix stop
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+# PostgreSQL and Redis are throwaway servers that live only as long as the run.
+test: venv phoenix-venv system-deps lint
+	$(PY) -m devtools.services run --dir .tmp/services -- $(PY) -m pytest
+
+secret:
+	@$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(48))"
+
+clean:
+	rm -rf .tmp .pytest_cache .mypy_cache .ruff_cache

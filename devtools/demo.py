@@ -1,0 +1,54 @@
+"""`make demo`: start a local Phoenix, load demo data once, create the demo login, serve."""
+
+from __future__ import annotations
+
+import sys
+
+from dash import Dash
+
+from app import create_app
+from devtools.demo_data import load_demo
+from devtools.phoenix import PROJECT_DIR, ensure_running
+from services import users
+from services.container import get_services
+from settings import Settings
+
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "demo-password"  # noqa: S105  (printed by `make demo`)
+DEMO_DIR = PROJECT_DIR / ".demo"
+
+
+def ensure_demo_user(app: Dash) -> bool:
+    """Create the demo login unless it exists; tell whether it was created."""
+    with get_services(app.server).sessions.begin() as db:
+        if users.get_by_email(db, DEMO_EMAIL) is not None:
+            return False
+        users.create_user(db, DEMO_EMAIL, DEMO_PASSWORD, role="admin", display_name="Demo Analyst")
+        return True
+
+
+def main() -> int:
+    """Prepare everything the demo needs, reusing what an earlier run left, then serve."""
+    phoenix = ensure_running(DEMO_DIR / "phoenix.json", DEMO_DIR / "phoenix")
+    print(f"Phoenix: {phoenix.url} (data in {phoenix.workdir}; `make demo-stop` stops it)")
+    summary = load_demo(phoenix.url)
+    if summary.skipped:
+        print("Demo data: already loaded, nothing sent.")
+    else:
+        print(
+            f"Demo data: {summary.llm_spans} LLM spans in {len(summary.projects)} projects, "
+            f"{len(summary.prompts)} prompts, {summary.annotations} annotations, "
+            f"{len(summary.experiment_ids)} experiments."
+        )
+    settings = Settings.from_env().with_overrides(phoenix_enabled=True, phoenix_url=phoenix.url)
+    app = create_app(settings)
+    if ensure_demo_user(app):
+        print(f"Created the demo login {DEMO_EMAIL}.")
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"\nDashboard: {url}\nLogin:     {DEMO_EMAIL} / {DEMO_PASSWORD}\n", flush=True)
+    app.run(host=settings.host, port=settings.port, debug=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""In headless Chromium: the demo login reaches the home page; an expired session goes to login."""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+from app import create_app
+from devtools.demo import DEMO_EMAIL, DEMO_PASSWORD, ensure_demo_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+def _login(dash_duo, email: str, password: str) -> None:
+    dash_duo.driver.get(f"{dash_duo.server.url}/login")
+    dash_duo.find_element("#login-email").send_keys(email)
+    dash_duo.find_element("#login-password").send_keys(password)
+    dash_duo.find_element("#login-submit").click()
+
+
+def test_demo_user_logs_in_and_sees_phoenix_version(dash_duo, phoenix_settings, phoenix_server):
+    app = create_app(phoenix_settings)
+    assert ensure_demo_user(app)
+    dash_duo.start_server(app, navigate=False)
+    dash_duo.driver.get(dash_duo.server.url)
+    # An anonymous visit lands on the styled login form.
+    WebDriverWait(dash_duo.driver, 10).until(EC.url_contains("/login?next=/"))
+    button = dash_duo.find_element("#login-submit")
+    assert button.value_of_css_property("background-color") == "rgba(13, 110, 253, 1)"
+
+    _login(dash_duo, DEMO_EMAIL, DEMO_PASSWORD)
+    dash_duo.wait_for_contains_text("#phoenix-status", "Connected to Phoenix 20.26.1", timeout=15)
+    assert phoenix_server.url in dash_duo.find_element("#phoenix-status").text
+    assert "Demo Analyst" in dash_duo.find_element("#nav-user").text
+    assert dash_duo.get_logs() == []
+
+
+def test_wrong_password_shows_a_message(dash_duo, settings, auth):
+    app = create_app(settings)
+    dash_duo.start_server(app, navigate=False)
+    _login(dash_duo, "nobody@example.com", "wrong-password")
+    assert "Wrong email or password" in dash_duo.find_element("#login-error").text
+    assert dash_duo.get_logs() == []
+
+
+def test_expired_session_while_polling_returns_to_login(dash_duo, settings):
+    polling = settings.with_overrides(poll_interval_s=1)
+    app = create_app(polling)
+    ensure_demo_user(app)
+    dash_duo.start_server(app, navigate=False)
+    _login(dash_duo, DEMO_EMAIL, DEMO_PASSWORD)
+    dash_duo.wait_for_contains_text("#phoenix-status", "turned off", timeout=15)
+    dash_duo.driver.delete_all_cookies()
+    WebDriverWait(dash_duo.driver, 10).until(EC.url_contains("/login?next=%2F"))
+    assert dash_duo.driver.find_elements(By.ID, "login-email")
+    # Chrome logs the refused poll itself; that one entry is the expected signal, nothing else.
+    refused = dash_duo.get_logs()
+    assert refused, "the expired poll should have been refused"
+    assert all("_dash-update-component" in e["message"] and "401" in e["message"] for e in refused)
+    assert dash_duo.get_logs() == []

@@ -1,0 +1,128 @@
+"""The factory: nothing at import time, gunicorn through a factory call, the flask CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from devtools.phoenix import free_port
+from settings import PROJECT_DIR
+
+from .conftest import TEST_SECRET
+
+
+def _env(db_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "PHOENIX_"))}
+    env.update(
+        DATABASE_URL=db_url,
+        SECRET_KEY=TEST_SECRET,
+        PHOENIX_ENABLED="false",
+        LOG_LEVEL="WARNING",
+        **extra,
+    )
+    return env
+
+
+def test_importing_app_does_nothing(tmp_path: Path) -> None:
+    db_file = tmp_path / "never-created.db"
+    code = "import app, sys; sys.exit(app._default_server.cache_info().currsize)"
+    subprocess.run(
+        [sys.executable, "-c", code],
+        env=_env(f"sqlite:///{db_file}"),
+        cwd=PROJECT_DIR,
+        check=True,
+        timeout=60,
+    )
+    assert not db_file.exists()
+
+
+def test_flask_cli_manages_users(settings) -> None:
+    env = _env(settings.database_url)
+    flask = [sys.executable, "-m", "flask", "--app", "app", "users"]
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*flask, *args],
+            env=env,
+            cwd=PROJECT_DIR,
+            input=stdin,
+            text=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    created = run("create", "Cli@Example.com", "--role", "member", stdin="s3cret-password\n")
+    assert created.returncode == 0, created.stderr
+    assert "Created cli@example.com with role member" in created.stdout
+    assert run("create", "cli@example.com", stdin="another-password\n").returncode == 1
+    assert run("create", "x@example.com", stdin="short\n").returncode == 1
+    assert run("set-role", "cli@example.com", "admin").returncode == 0
+    listing = run("list").stdout
+    assert "cli@example.com" in listing and "admin" in listing and "yes" in listing
+    assert run("deactivate", "cli@example.com").returncode == 0
+    assert "cli@example.com                          admin    no" in run("list").stdout
+    missing = run("set-role", "ghost@example.com", "viewer")
+    assert missing.returncode == 1 and "No user with email ghost@example.com" in missing.stderr
+
+
+def test_flask_cli_on_unmigrated_database_names_the_command(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "users", "list"],
+        env=_env(f"sqlite:///{tmp_path / 'empty.db'}"),
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "make migrate" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_setting_stops_python_app_with_the_variable_name(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        env=_env(f"sqlite:///{tmp_path / 'x.db'}", PORT="not-a-port"),
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "PORT='not-a-port' is invalid" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.integration
+def test_gunicorn_serves_the_factory(settings) -> None:
+    port = free_port()
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    process = subprocess.Popen(
+        [str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", "2", "app:server"],
+        env=_env(settings.database_url),
+        cwd=PROJECT_DIR,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("gunicorn did not answer")
+        assert response.status_code == 200
+        page = requests.get(f"http://127.0.0.1:{port}/", allow_redirects=False, timeout=5)
+        assert page.status_code == 302
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
