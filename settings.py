@@ -53,7 +53,8 @@ def _database_url(raw: str) -> str:
     value = raw.strip()
     if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg2://")):
         raise ValueError("must start with sqlite:// or postgresql+psycopg2://")
-    return value
+    # SQLAlchemy 2.1 maps bare postgresql:// to psycopg 3; we ship psycopg2.
+    return value.replace("postgresql://", "postgresql+psycopg2://", 1)
 
 
 def _redis_url(raw: str) -> str:

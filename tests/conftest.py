@@ -135,7 +135,9 @@ def pg_url() -> Iterator[str]:
     admin_url = require_service("TEST_PG_ADMIN_URL", os.environ.get("TEST_PG_ADMIN_URL"))
     base_url = require_service("TEST_PG_URL", os.environ.get("TEST_PG_URL"))
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        sa.make_url(admin_url).set(drivername="postgresql+psycopg2"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     yield str(sa.make_url(base_url).set(database=name).render_as_string(hide_password=False))

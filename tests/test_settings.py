@@ -61,3 +61,8 @@ def test_values_are_parsed() -> None:
     assert settings.phoenix_enabled is False
     assert settings.phoenix_url == "https://px.example.com"
     assert settings.port == 9000
+
+
+def test_bare_postgresql_url_uses_the_shipped_driver() -> None:
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://u:p@db/dash"})
+    assert settings.database_url == "postgresql+psycopg2://u:p@db/dash"
