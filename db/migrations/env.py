@@ -7,7 +7,7 @@ from logging.config import fileConfig
 from alembic import context
 
 from db.models import Base
-from db.session import make_engine
+from db.session import create_sqlite_folder, make_engine
 from settings import Settings
 
 config = context.config
@@ -26,6 +26,7 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     """Run migrations on a live connection."""
+    create_sqlite_folder(url)
     engine = make_engine(url)
     with engine.connect() as connection:
         context.configure(
