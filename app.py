@@ -7,6 +7,7 @@ import logging
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 import dash
@@ -14,11 +15,12 @@ import flask_bootstrap
 from dash.exceptions import DependencyException
 from flask import Flask, Response, send_from_directory
 from flask_login import current_user
+from werkzeug.routing import Map
 
 from components.shell import create_navbar, create_shell
 from db.migrate import DatabaseNotMigrated, ensure_migrated
 from db.session import make_engine, make_session_factory
-from services import auth, cache
+from services import auth, cache, proxy
 from services.cli import users_cli
 from services.container import Services
 from services.phoenix import PhoenixClient
@@ -30,10 +32,26 @@ VENDOR_DIR = Path(flask_bootstrap.__file__).parent / "static" / "bootstrap5"
 STYLESHEETS = ["/vendor/css/bootstrap.min.css", "/vendor/css/font/bootstrap-icons.min.css"]
 
 
+class UnmergedSlashesMap(Map):
+    """A URL map that keeps "//" in paths, so the proxy refuses them rather than reroutes them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["merge_slashes"] = False
+        super().__init__(*args, **kwargs)
+
+
+class DashboardFlask(Flask):
+    """Flask with the URL map above."""
+
+    url_map_class = UnmergedSlashesMap
+
+
 def create_server(settings: Settings) -> Flask:
     """Build the Flask server with login, the guard, health and the user CLI."""
     # No Flask static folder: Dash serves /assets and /vendor serves Bootstrap.
-    server = Flask(__name__, template_folder=str(PROJECT_DIR / "templates"), static_folder=None)
+    server = DashboardFlask(
+        __name__, template_folder=str(PROJECT_DIR / "templates"), static_folder=None
+    )
     server.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
@@ -57,6 +75,7 @@ def create_server(settings: Settings) -> Flask:
     Services(settings, engine, make_session_factory(engine), phoenix).init_app(server)
     cache.init_app(server, settings)
     auth.init_app(server)
+    proxy.init_app(server, settings)
     server.cli.add_command(users_cli)
 
     @server.get("/healthz")

@@ -77,6 +77,13 @@ def _log_level(raw: str) -> str:
     return value
 
 
+def _ui_auth(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"inject", "phoenix-login"}:
+        raise ValueError("must be inject or phoenix-login")
+    return value
+
+
 def _text(raw: str) -> str:
     return raw.strip()
 
@@ -98,6 +105,16 @@ class Settings:
     )
     phoenix_url: str = _env("PHOENIX_URL", _http_url, "Base URL of the Phoenix server.")
     phoenix_api_key: str = _env("PHOENIX_API_KEY", _text, "Phoenix API key used for reads.")
+    phoenix_write_api_key: str = _env(
+        "PHOENIX_WRITE_API_KEY", _text, "Phoenix MEMBER key used only for writes by members+."
+    )
+    phoenix_ui_auth: str = _env(
+        "PHOENIX_UI_AUTH", _ui_auth, "How /phoenix/ signs in: inject (our keys) or phoenix-login."
+    )
+    proxy_max_body_bytes: int = _env(
+        "PROXY_MAX_BODY_BYTES", _positive_int, "Largest request body the proxy forwards."
+    )
+    token_ttl_s: int = _env("TOKEN_TTL_S", _positive_int, "Lifetime of /api/token tokens.")
     phoenix_connect_timeout_s: float = _env(
         "PHOENIX_CONNECT_TIMEOUT_S", _positive_float, "Connect timeout toward Phoenix."
     )
@@ -129,6 +146,10 @@ class Settings:
             "PHOENIX_ENABLED": "true",
             "PHOENIX_URL": "http://127.0.0.1:6006",
             "PHOENIX_API_KEY": "",
+            "PHOENIX_WRITE_API_KEY": "",
+            "PHOENIX_UI_AUTH": "inject",
+            "PROXY_MAX_BODY_BYTES": str(10 * 1024 * 1024),
+            "TOKEN_TTL_S": "3600",
             "PHOENIX_CONNECT_TIMEOUT_S": "3",
             "PHOENIX_READ_TIMEOUT_S": "15",
             "SESSION_LIFETIME_MINUTES": "720",

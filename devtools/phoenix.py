@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_VENV = PROJECT_DIR / ".phoenix-venv"
@@ -116,6 +118,8 @@ def start_phoenix(
         "PHOENIX_TELEMETRY_ENABLED": "false",
         "PHOENIX_DISABLE_AGENT_ASSISTANT": "true",
         "PHOENIX_AGENTS_DISABLE_BASH": "true",
+        # No web fonts or update checks from the public internet: offline machines stay quiet.
+        "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false",
         **(extra_env or {}),
     }
     # The dashboard's own settings must not leak into Phoenix's process.
@@ -184,12 +188,88 @@ def _port_free(port: int) -> bool:
         return True
 
 
+@dataclass(frozen=True)
+class RoleKeys:
+    """Phoenix API keys for the dashboard: a VIEWER key for reads, a MEMBER key for writes."""
+
+    viewer_key: str
+    member_key: str
+
+
+def _post_json(url: str, body: object, headers: Mapping[str, str]) -> tuple[dict[str, Any], str]:
+    """POST JSON and return the decoded answer and any Set-Cookie header."""
+    request = urllib.request.Request(  # noqa: S310 - the URL is our own Phoenix
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **headers},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            raw = response.read()
+            cookies = "; ".join(
+                c.split(";", 1)[0] for c in response.headers.get_all("Set-Cookie") or []
+            )
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"POST {url} answered {exc.code}: {exc.read()[:300]!r}") from None
+    return (json.loads(raw) if raw.strip() else {}), cookies
+
+
+def create_role_keys(url: str, admin_secret: str, *, suffix: str = "dashboard") -> RoleKeys:
+    """Create a VIEWER and a MEMBER Phoenix user through the admin secret, and a key for each."""
+    admin = {"Authorization": f"Bearer {admin_secret}"}
+    keys: dict[str, str] = {}
+    for role in ("VIEWER", "MEMBER"):
+        email = f"{suffix}-{role.lower()}@dashboard.local"
+        password = f"{secrets.token_urlsafe(18)}a1"
+        user = {
+            "email": email,
+            "username": f"{suffix}-{role.lower()}",
+            "role": role,
+            "auth_method": "LOCAL",
+            "password": password,
+        }
+        _post_json(f"{url}/v1/users", {"user": user, "send_welcome_email": False}, admin)
+        # Users made by an admin must change their password first, or Phoenix's UI shows only
+        # its reset form, also to requests that carry their key.
+        _, cookies = _post_json(f"{url}/auth/login", {"email": email, "password": password}, {})
+        new_password = f"{secrets.token_urlsafe(18)}b2"
+        mutation = (
+            "mutation($c: String!, $n: String!) "
+            "{ patchViewer(input: {currentPassword: $c, newPassword: $n}) { __typename } }"
+        )
+        answer, _ = _post_json(
+            f"{url}/graphql",
+            {"query": mutation, "variables": {"c": password, "n": new_password}},
+            {"Cookie": cookies},
+        )
+        if answer.get("errors"):
+            raise RuntimeError(f"Phoenix refused the password change: {answer['errors']}")
+        # A user's own key needs that user's session: API keys cannot mint keys.
+        _, cookies = _post_json(f"{url}/auth/login", {"email": email, "password": new_password}, {})
+        created, _ = _post_json(
+            f"{url}/v1/user/api_keys",
+            {"data": {"name": f"{suffix}-{role.lower()}"}},
+            {"Cookie": cookies},
+        )
+        keys[role] = created["data"]["key"]
+    return RoleKeys(viewer_key=keys["VIEWER"], member_key=keys["MEMBER"])
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Start (or reuse) a Phoenix for the demo, or stop it."""
+    """Start (or reuse) a Phoenix for the demo, stop it, or make the dashboard's keys."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument("action", choices=["start", "stop", "status", "keys"])
     parser.add_argument("--dir", type=Path, default=PROJECT_DIR / ".demo", help="state folder")
+    parser.add_argument("--url", help="Phoenix URL, for `keys`")
+    parser.add_argument("--admin-secret", help="Phoenix's PHOENIX_ADMIN_SECRET, for `keys`")
     args = parser.parse_args(argv)
+    if args.action == "keys":
+        if not args.url or not args.admin_secret:
+            parser.error("keys needs --url and --admin-secret")
+        keys = create_role_keys(args.url.rstrip("/"), args.admin_secret)
+        print(f"PHOENIX_API_KEY={keys.viewer_key}\nPHOENIX_WRITE_API_KEY={keys.member_key}")
+        return 0
     state_file = args.dir / "phoenix.json"
     if args.action == "start":
         server = ensure_running(state_file, args.dir / "phoenix")

@@ -7,6 +7,7 @@ from typing import Any
 import dash
 from dash import Input, Output, callback, dcc, html
 
+from components.phoenix_pane import create_phoenix_pane
 from components.phoenix_status import create_phoenix_status
 from services.container import get_services
 from services.status import phoenix_status
@@ -19,13 +20,14 @@ dash.register_page(
 def layout(**query: str) -> html.Div:
     """Render the home page."""
     settings = get_services().settings
-    return html.Div(
-        [
-            html.H2("Home", className="h4"),
-            html.Div(create_phoenix_status(phoenix_status()), id="home-status"),
-            dcc.Interval(id="home-poll", interval=settings.poll_interval_s * 1000),
-        ]
-    )
+    children = [
+        html.H2("Home", className="h4"),
+        html.Div(create_phoenix_status(phoenix_status()), id="home-status"),
+        dcc.Interval(id="home-poll", interval=settings.poll_interval_s * 1000),
+    ]
+    if settings.phoenix_enabled:
+        children.append(create_phoenix_pane("home-phoenix", "/projects", "Phoenix projects"))
+    return html.Div(children)
 
 
 @callback(

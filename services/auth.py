@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Flask,
+    Request,
     Response,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -21,7 +23,7 @@ from flask import (
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.wrappers import Response as BaseResponse
 
-from services import users
+from services import tokens, users
 from services.cache import cache
 from services.container import get_services
 
@@ -52,7 +54,7 @@ class SessionUser(UserMixin):
 
 @login_manager.user_loader
 def load_user(user_id: str) -> SessionUser | None:
-    """Reload the user on every request, so deactivation takes effect at once."""
+    """Reload the user on every request, so deactivation and role changes apply at once."""
     if not user_id.isdigit():
         return None
     with get_services().sessions() as db:
@@ -60,6 +62,48 @@ def load_user(user_id: str) -> SessionUser | None:
         if user is None or not user.active:
             return None
         return SessionUser(user.id, user.email, user.display_name, user.role)
+
+
+@login_manager.request_loader
+def load_user_from_token(req: Request) -> SessionUser | None:
+    """Accept `Authorization: Bearer <dashboard token>` on API routes, instead of a cookie."""
+    scheme, _, token = req.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not req.path.startswith("/api/"):
+        return None
+    try:
+        claims = tokens.decode(token.strip(), get_services().settings.secret_key)
+    except tokens.TokenError as exc:
+        g.auth_error = str(exc)
+        return None
+    user = load_user(str(claims["sub"]))
+    if user is None:
+        g.auth_error = "The token's user does not exist or is deactivated."
+    g.token_auth = user is not None
+    return user
+
+
+@bp.route("/api/token", methods=["GET", "POST"])
+def api_token() -> Response:
+    """Mint (or reuse) a bearer token for the signed-in user."""
+    if g.get("token_auth"):
+        # A token that could mint its successor would never expire.
+        response = jsonify(
+            error="forbidden", message="Mint tokens from a signed-in browser session."
+        )
+        response.status_code = 403
+        return response
+    settings = get_services().settings
+    issued = tokens.token_for(
+        user_id=current_user.id,
+        email=current_user.email,
+        name=current_user.display_name,
+        role=current_user.role,
+        secret=settings.secret_key,
+        ttl_s=settings.token_ttl_s,
+    )
+    response = jsonify(issued.as_json())
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def safe_next(target: str | None) -> str:
@@ -185,7 +229,7 @@ def guard() -> BaseResponse | None:
 def _unauthorized() -> Response:
     response = jsonify(
         error="authentication required",
-        message="Your session has ended. Sign in again.",
+        message=g.get("auth_error") or "Your session has ended. Sign in again.",
         login_url=url_for("auth.login"),
     )
     response.status_code = 401

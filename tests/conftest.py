@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,13 @@ from flask.testing import FlaskClient
 from app import create_app
 from db.migrate import upgrade
 from db.session import make_engine
-from devtools.phoenix import DEFAULT_VENV, PhoenixServer, start_phoenix
+from devtools.phoenix import (
+    DEFAULT_VENV,
+    PhoenixServer,
+    RoleKeys,
+    create_role_keys,
+    start_phoenix,
+)
 from services import users
 from services.container import get_services
 from settings import Settings
@@ -23,6 +31,8 @@ from settings import Settings
 IN_CI = bool(os.environ.get("CI"))
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
 PASSWORD = "correct horse battery"
+# Phoenix builds its UI links under the prefix our reverse proxy serves it at.
+PHOENIX_UI_ENV = {"PHOENIX_HOST_ROOT_PATH": "/phoenix"}
 # Debian's Chromium; dash[testing] reads this when it starts the browser.
 os.environ.setdefault("DASH_TEST_CHROMEPATH", "/usr/bin/chromium")
 
@@ -118,9 +128,39 @@ def phoenix_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix
     """A real Phoenix on free loopback ports for the whole session."""
     if not (DEFAULT_VENV / "bin" / "phoenix").exists() and not os.environ.get("PHOENIX_BIN"):
         require_service("Phoenix (.phoenix-venv)", None)
-    server = start_phoenix(tmp_path_factory.mktemp("phoenix"))
+    server = start_phoenix(tmp_path_factory.mktemp("phoenix"), extra_env=PHOENIX_UI_ENV)
     yield server
     server.stop()
+
+
+@dataclass(frozen=True)
+class AuthPhoenix:
+    """A real Phoenix with auth on, and the dashboard's keys for it."""
+
+    server: PhoenixServer
+    admin_secret: str
+    keys: RoleKeys
+
+
+@pytest.fixture(scope="session")
+def phoenix_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthPhoenix]:
+    """A real Phoenix with auth on; VIEWER and MEMBER keys made through its admin secret."""
+    if not (DEFAULT_VENV / "bin" / "phoenix").exists() and not os.environ.get("PHOENIX_BIN"):
+        require_service("Phoenix (.phoenix-venv)", None)
+    admin_secret = f"admin-{secrets.token_hex(16)}-x9"
+    server = start_phoenix(
+        tmp_path_factory.mktemp("phoenix-auth"),
+        extra_env={
+            **PHOENIX_UI_ENV,
+            "PHOENIX_ENABLE_AUTH": "true",
+            "PHOENIX_SECRET": f"secret-{secrets.token_hex(16)}-y7",
+            "PHOENIX_ADMIN_SECRET": admin_secret,
+        },
+    )
+    try:
+        yield AuthPhoenix(server, admin_secret, create_role_keys(server.url, admin_secret))
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -60,3 +60,38 @@ def test_expired_session_while_polling_returns_to_login(dash_duo, settings):
     assert refused, "the expired poll should have been refused"
     assert all("_dash-update-component" in e["message"] and "401" in e["message"] for e in refused)
     assert dash_duo.get_logs() == []
+
+
+def test_embedded_phoenix_renders_data_for_a_signed_in_user(dash_duo, settings, phoenix_auth):
+    from devtools.demo_data import load_demo
+
+    load_demo(phoenix_auth.server.url, api_key=phoenix_auth.admin_secret, llm_spans=30, seed=5)
+    app = create_app(
+        settings.with_overrides(
+            phoenix_enabled=True,
+            phoenix_url=phoenix_auth.server.url,
+            phoenix_api_key=phoenix_auth.keys.viewer_key,
+        )
+    )
+    ensure_demo_user(app)
+    dash_duo.start_server(app, navigate=False)
+    _login(dash_duo, DEMO_EMAIL, DEMO_PASSWORD)
+    dash_duo.wait_for_element("#home-phoenix-frame", timeout=15)
+    assert (
+        dash_duo.find_element("#home-phoenix-open")
+        .get_attribute("href")
+        .endswith("/phoenix/projects")
+    )
+    dash_duo.driver.switch_to.frame(dash_duo.find_element("#home-phoenix-frame"))
+    WebDriverWait(dash_duo.driver, 30).until(
+        EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "support-bot")
+    )
+    dash_duo.driver.switch_to.default_content()
+    assert dash_duo.get_logs() == []
+
+    # The same browser without its session gets nothing from Phoenix, only our login.
+    dash_duo.driver.delete_all_cookies()
+    dash_duo.driver.get(f"{dash_duo.server.url}/phoenix/projects")
+    WebDriverWait(dash_duo.driver, 10).until(EC.url_contains("/login?next=/phoenix/projects"))
+    assert "support-bot" not in dash_duo.driver.page_source
+    assert dash_duo.get_logs() == []
