@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -11,6 +12,40 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 JSON = dict[str, Any]
+# Phoenix allows 1000 span ids per annotation request; 16-hex ids keep 500 well under the
+# URL length uvicorn accepts.
+ANNOTATION_CHUNK = 500
+PAGE_LIMIT = 1000
+
+AGGREGATES_QUERY = """
+query ProjectAggregates($id: ID!, $timeRange: TimeRange, $filter: String) {
+  node(id: $id) {
+    ... on Project {
+      name
+      recordCount(timeRange: $timeRange, filterCondition: $filter)
+      tokenCountTotal(timeRange: $timeRange, filterCondition: $filter)
+      p50: latencyMsQuantile(probability: 0.5, timeRange: $timeRange, filterCondition: $filter)
+      p95: latencyMsQuantile(probability: 0.95, timeRange: $timeRange, filterCondition: $filter)
+      p99: latencyMsQuantile(probability: 0.99, timeRange: $timeRange, filterCondition: $filter)
+      costSummary(timeRange: $timeRange, filterCondition: $filter) { total { cost } }
+      spanAnnotationNames
+    }
+  }
+}
+"""
+ANNOTATION_SUMMARY_QUERY = """
+query AnnotationSummary($id: ID!, $name: String!, $timeRange: TimeRange, $filter: String) {
+  node(id: $id) {
+    ... on Project {
+      spanAnnotationSummary(annotationName: $name, timeRange: $timeRange,
+                            filterCondition: $filter) {
+        meanScore
+        labelFractions { label fraction }
+      }
+    }
+  }
+}
+"""
 
 
 class PhoenixError(Exception):
@@ -40,6 +75,64 @@ class PhoenixHTTPError(PhoenixError):
 
 
 @dataclass(frozen=True)
+class SpanQuery:
+    """Filters of `GET /v1/projects/{p}/spans`; start inclusive, end exclusive."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    span_kinds: Sequence[str] = ()
+    status_codes: Sequence[str] = ()
+    trace_ids: Sequence[str] = ()
+    # key -> value pairs such as {"llm.prompt_template.version": "v2"}
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    parent_id_null: bool = False
+
+    def params(self) -> list[tuple[str, str]]:
+        """Render the filters as repeatable query parameters."""
+        params: list[tuple[str, str]] = []
+        if self.start is not None:
+            params.append(("start_time", self.start.isoformat()))
+        if self.end is not None:
+            params.append(("end_time", self.end.isoformat()))
+        params += [("span_kind", kind) for kind in self.span_kinds]
+        params += [("status_code", code) for code in self.status_codes]
+        params += [("trace_id", trace_id) for trace_id in self.trace_ids]
+        params += [("attribute", f"{key}:{value}") for key, value in self.attributes.items()]
+        if self.parent_id_null:
+            params.append(("parent_id", "null"))
+        return params
+
+
+@dataclass(frozen=True)
+class SpanPage:
+    """One page of spans and the cursor of the next page."""
+
+    spans: list[JSON]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class ProjectAggregates:
+    """Phoenix's own aggregates for a project, filter and time range."""
+
+    record_count: int
+    token_count_total: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    cost_total: float | None
+    annotation_names: list[str]
+
+
+@dataclass(frozen=True)
+class AnnotationSummary:
+    """Phoenix's summary of one span annotation name."""
+
+    mean_score: float | None
+    label_fractions: dict[str, float]
+
+
+@dataclass(frozen=True)
 class PhoenixStatus:
     """What the shell shows about the Phoenix connection."""
 
@@ -62,6 +155,19 @@ def _detail(response: requests.Response) -> str:
     if isinstance(body, dict) and "detail" in body:
         return str(body["detail"])[:500]
     return str(body)[:500]
+
+
+def _aggregate_variables(
+    project_id: str, start: datetime | None, end: datetime | None, filter_condition: str | None
+) -> dict[str, Any]:
+    """Build the GraphQL variables shared by the aggregate queries."""
+    time_range = None
+    if start is not None or end is not None:
+        time_range = {
+            "start": start.isoformat() if start else None,
+            "end": end.isoformat() if end else None,
+        }
+    return {"id": project_id, "timeRange": time_range, "filter": filter_condition}
 
 
 class PhoenixClient:
@@ -120,7 +226,9 @@ class PhoenixClient:
             raise PhoenixHTTPError(response.status_code, _detail(response))
         return response
 
-    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+    def get_json(
+        self, path: str, params: Mapping[str, Any] | Sequence[tuple[str, str]] | None = None
+    ) -> Any:
         """GET a path and decode its JSON body."""
         response = self.request("GET", path, params=params)
         try:
@@ -128,16 +236,18 @@ class PhoenixClient:
         except ValueError as exc:
             raise PhoenixHTTPError(response.status_code, "response is not valid JSON") from exc
 
-    def paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[JSON]:
+    def paginate(
+        self, path: str, params: Mapping[str, Any] | Sequence[tuple[str, str]] | None = None
+    ) -> Iterator[JSON]:
         """Yield every item of a cursor-paginated `{data, next_cursor}` list."""
-        query = dict(params or {})
+        base = list(params.items()) if isinstance(params, Mapping) else list(params or [])
+        cursor: str | None = None
         while True:
-            page = self.get_json(path, query)
+            page = self.get_json(path, [*base, *([("cursor", cursor)] if cursor else [])])
             yield from page.get("data", [])
             cursor = page.get("next_cursor")
             if not cursor:
                 return
-            query["cursor"] = cursor
 
     def version(self) -> str:
         """Return the Phoenix server version."""
@@ -146,6 +256,147 @@ class PhoenixClient:
     def projects(self) -> list[JSON]:
         """List the projects, without hidden experiment projects."""
         return list(self.paginate("/v1/projects", {"limit": 100}))
+
+    def project(self, identifier: str) -> JSON:
+        """Get one project by name or id."""
+        data: JSON = self.get_json(f"/v1/projects/{identifier}")["data"]
+        return data
+
+    def span_page(
+        self,
+        project: str,
+        query: SpanQuery | None = None,
+        *,
+        cursor: str | None = None,
+        limit: int = PAGE_LIMIT,
+        sort: str = "id",
+        order: str = "asc",
+    ) -> SpanPage:
+        """Fetch one page of spans; `sort=id` gives insertion order, safe to follow."""
+        params = [("limit", str(limit)), ("sort", sort), ("order", order)]
+        params += (query or SpanQuery()).params()
+        if cursor:
+            params.append(("cursor", cursor))
+        page = self.get_json(f"/v1/projects/{project}/spans", params)
+        return SpanPage(page.get("data", []), page.get("next_cursor"))
+
+    def spans(self, project: str, query: SpanQuery | None = None) -> Iterator[JSON]:
+        """Yield every span matching the query, in insertion order."""
+        cursor: str | None = None
+        while True:
+            page = self.span_page(project, query, cursor=cursor)
+            yield from page.spans
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def traces(
+        self,
+        project: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        include_spans: bool = False,
+        limit: int = 100,
+    ) -> Iterator[JSON]:
+        """Yield the traces of a project, newest first."""
+        params: list[tuple[str, str]] = [("limit", str(limit))]
+        if start is not None:
+            params.append(("start_time", start.isoformat()))
+        if end is not None:
+            params.append(("end_time", end.isoformat()))
+        if include_spans:
+            params.append(("include_spans", "true"))
+        yield from self.paginate(f"/v1/projects/{project}/traces", params)
+
+    def span_annotations(
+        self, project: str, span_ids: Iterable[str], *, chunk: int = ANNOTATION_CHUNK
+    ) -> Iterator[JSON]:
+        """Yield the annotations of the given spans, asking for at most `chunk` ids at a time."""
+        if not 0 < chunk <= 1000:
+            raise ValueError("Phoenix accepts 1 to 1000 span ids per request")
+        ids = list(dict.fromkeys(span_ids))
+        for start in range(0, len(ids), chunk):
+            params = [("span_ids", span_id) for span_id in ids[start : start + chunk]]
+            params.append(("limit", "10000"))
+            yield from self.paginate(f"/v1/projects/{project}/span_annotations", params)
+
+    def datasets(self) -> list[JSON]:
+        """List the datasets."""
+        return list(self.paginate("/v1/datasets", {"limit": 100}))
+
+    def experiments(self, dataset_id: str) -> list[JSON]:
+        """List a dataset's experiments, with their run counts."""
+        return list(self.paginate(f"/v1/datasets/{dataset_id}/experiments", {"limit": 100}))
+
+    def experiment_runs_with_evaluations(self, experiment_id: str) -> list[JSON]:
+        """Return an experiment's runs together with their evaluations."""
+        runs: list[JSON] = self.get_json(f"/v1/experiments/{experiment_id}/json")
+        return runs
+
+    def prompts(self) -> list[JSON]:
+        """List the prompts of Phoenix's prompt registry."""
+        return list(self.paginate("/v1/prompts", {"limit": 100}))
+
+    def prompt_versions(self, prompt: str) -> list[JSON]:
+        """List a prompt's versions, newest first."""
+        return list(self.paginate(f"/v1/prompts/{prompt}/versions", {"limit": 100}))
+
+    def prompt_version_tags(self, version_id: str) -> list[JSON]:
+        """List the tags of a prompt version."""
+        return list(self.paginate(f"/v1/prompt_versions/{version_id}/tags", {"limit": 100}))
+
+    def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> JSON:
+        """Run a GraphQL query and return its data, raising on GraphQL errors."""
+        response = self.request("POST", "/graphql", json={"query": query, "variables": variables})
+        body = response.json()
+        if body.get("errors"):
+            messages = "; ".join(str(e.get("message")) for e in body["errors"])
+            raise PhoenixHTTPError(response.status_code, f"GraphQL: {messages}")
+        data: JSON = body["data"]
+        return data
+
+    def project_aggregates(
+        self,
+        project_id: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        filter_condition: str | None = None,
+    ) -> ProjectAggregates:
+        """Ask Phoenix for a project's count, tokens, latency quantiles and cost."""
+        node = self.graphql(
+            AGGREGATES_QUERY, _aggregate_variables(project_id, start, end, filter_condition)
+        )["node"]
+        cost = (node.get("costSummary") or {}).get("total") or {}
+        return ProjectAggregates(
+            record_count=int(node["recordCount"]),
+            token_count_total=float(node["tokenCountTotal"] or 0),
+            p50_ms=node["p50"],
+            p95_ms=node["p95"],
+            p99_ms=node["p99"],
+            cost_total=cost.get("cost"),
+            annotation_names=list(node.get("spanAnnotationNames") or []),
+        )
+
+    def annotation_summary(
+        self,
+        project_id: str,
+        name: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        filter_condition: str | None = None,
+    ) -> AnnotationSummary | None:
+        """Ask Phoenix for the mean score and label fractions of one annotation name."""
+        variables = {**_aggregate_variables(project_id, start, end, filter_condition), "name": name}
+        summary = self.graphql(ANNOTATION_SUMMARY_QUERY, variables)["node"]["spanAnnotationSummary"]
+        if summary is None:
+            return None
+        return AnnotationSummary(
+            mean_score=summary["meanScore"],
+            label_fractions={f["label"]: f["fraction"] for f in summary["labelFractions"]},
+        )
 
     def status(self) -> PhoenixStatus:
         """Report whether Phoenix answers and which version it runs."""

@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from db.migrate import upgrade
 from db.session import make_engine
+from devtools.demo_data import DemoSummary, load_demo
 from devtools.phoenix import (
     DEFAULT_VENV,
     PhoenixServer,
@@ -131,6 +132,12 @@ def phoenix_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix
     server = start_phoenix(tmp_path_factory.mktemp("phoenix"), extra_env=PHOENIX_UI_ENV)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_loaded(phoenix_server: PhoenixServer) -> DemoSummary:
+    """Load a small, seeded slice of the demo data into the session's Phoenix once."""
+    return load_demo(phoenix_server.url, llm_spans=90, seed=11)
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,14 @@ from services.phoenix import PhoenixClient
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def loaded(phoenix_server):
-    """Load a small slice once for this module."""
-    return load_demo(phoenix_server.url, llm_spans=90, seed=11)
+@pytest.fixture
+def loaded(demo_loaded):
+    """The session's demo slice."""
+    return demo_loaded
 
 
 def test_loader_sends_projects_prompts_spans_and_evaluations(loaded, phoenix_server) -> None:
     client = PhoenixClient(phoenix_server.url)
-    assert not loaded.skipped
     assert len(loaded.projects) >= 3
     assert set(loaded.projects) <= {p["name"] for p in client.projects()}
 
