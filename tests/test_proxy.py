@@ -464,3 +464,30 @@ def test_multipart_answers_stream_part_by_part(client_for) -> None:
         assert b'{"part": 2}' in rest
     finally:
         server.shutdown()
+
+
+def test_auth_on_downloads_are_byte_identical(client_for, phoenix_auth) -> None:
+    url = phoenix_auth.server.url
+    admin = {"Authorization": f"Bearer {phoenix_auth.admin_secret}"}
+    body = {
+        "action": "create",
+        "name": f"auth-downloads-{uuid.uuid4().hex[:6]}",
+        "inputs": [{"q": f"question {i}"} for i in range(20)],
+        "outputs": [{"a": f"answer {i}"} for i in range(20)],
+    }
+    created = requests.post(
+        f"{url}/v1/datasets/upload?sync=true", json=body, headers=admin, timeout=30
+    )
+    created.raise_for_status()
+    dataset = created.json()["data"]["dataset_id"]
+    client = client_for(url, role="viewer", phoenix_api_key=phoenix_auth.keys.viewer_key)
+    for fmt in ("csv", "jsonl"):
+        proxied = client.get(f"/api/phoenix/v1/datasets/{dataset}/{fmt}")
+        direct = requests.get(
+            f"{url}/v1/datasets/{dataset}/{fmt}",
+            timeout=30,
+            headers={**admin, "Accept-Encoding": "identity"},
+        )
+        assert proxied.status_code == 200
+        assert proxied.get_data() == direct.content
+        assert proxied.headers["Content-Type"] == direct.headers["Content-Type"]
