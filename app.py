@@ -21,9 +21,10 @@ from components.shell import create_navbar, create_shell
 from db.migrate import DatabaseNotMigrated, ensure_migrated
 from db.session import make_engine, make_session_factory
 from services import auth, cache, proxy
-from services.cli import users_cli
+from services.cli import sync_cli, users_cli
 from services.container import Services
 from services.phoenix import PhoenixClient
+from services.sync import PromptSync, start_worker_on_first_request
 from settings import PROJECT_DIR, Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -72,11 +73,16 @@ def create_server(settings: Settings) -> Flask:
         if settings.phoenix_enabled
         else None
     )
-    Services(settings, engine, make_session_factory(engine), phoenix).init_app(server)
+    sessions = make_session_factory(engine)
+    sync = PromptSync(phoenix, sessions) if phoenix is not None else None
+    Services(settings, engine, sessions, phoenix, sync).init_app(server)
     cache.init_app(server, settings)
     auth.init_app(server)
     proxy.init_app(server, settings)
     server.cli.add_command(users_cli)
+    server.cli.add_command(sync_cli)
+    if sync is not None and settings.sync_worker:
+        start_worker_on_first_request(server, sync, settings)
 
     @server.get("/healthz")
     def healthz() -> Response:

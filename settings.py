@@ -131,6 +131,12 @@ class Settings:
         "LOGIN_WINDOW_S", _positive_int, "Length of the login rate-limit window."
     )
     poll_interval_s: int = _env("POLL_INTERVAL_S", _positive_int, "How often pages refresh.")
+    sync_worker: bool = _env(
+        "SYNC_WORKER", _parse_bool, "Run the Phoenix sync inside the web process."
+    )
+    sync_interval_s: int = _env(
+        "SYNC_INTERVAL_S", _positive_int, "Seconds between two reads of new Phoenix data."
+    )
     log_level: str = _env("LOG_LEVEL", _log_level, "Python log level.")
     host: str = _env("HOST", _text, "Bind address of `python app.py`.")
     port: int = _env("PORT", _positive_int, "Port of `python app.py`.")
@@ -156,6 +162,8 @@ class Settings:
             "LOGIN_MAX_FAILURES": "5",
             "LOGIN_WINDOW_S": "300",
             "POLL_INTERVAL_S": "5",
+            "SYNC_WORKER": "true",
+            "SYNC_INTERVAL_S": "5",
             "LOG_LEVEL": "INFO",
             "HOST": "127.0.0.1",
             "PORT": "8050",

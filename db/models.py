@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from typing import Literal, get_args
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -112,3 +114,69 @@ class PromptEvaluation(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     prompt: Mapped[Prompt] = relationship(back_populates="evaluations")
+
+
+class SyncState(Base):
+    """How far the sync has read one Phoenix project, in insertion order."""
+
+    __tablename__ = "sync_state"
+
+    project: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # The Relay id of the last span read; Phoenix's cursor includes this row, so it is dropped.
+    cursor: Mapped[str | None] = mapped_column(String(200))
+    spans_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SyncStatus(Base):
+    """The one row that tells pages whether anything changed, and how the sync fares."""
+
+    __tablename__ = "sync_status"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    # Grows whenever a tick changes data; pages redraw only when it moves.
+    watermark: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SpanFact(Base):
+    """The few facts of one Phoenix LLM span that charts aggregate."""
+
+    __tablename__ = "span_facts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phoenix_span_id: Mapped[str] = mapped_column(String(32), unique=True)
+    phoenix_trace_id: Mapped[str] = mapped_column(String(64), index=True)
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    prompt_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("prompts.id", ondelete="SET NULL"), index=True
+    )
+    prompt_version: Mapped[str | None] = mapped_column(String(100))
+    model: Mapped[str | None] = mapped_column(String(200))
+    start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    total_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    cost: Mapped[float | None] = mapped_column(Float)
+    synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class AnnotationFact(Base):
+    """Name, label and score of one Phoenix span annotation on an LLM span."""
+
+    __tablename__ = "annotation_facts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phoenix_annotation_id: Mapped[str] = mapped_column(String(200), unique=True)
+    phoenix_span_id: Mapped[str] = mapped_column(String(32), index=True)
+    project: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    annotator_kind: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str | None] = mapped_column(String(200))
+    score: Mapped[float | None] = mapped_column(Float)
+    explanation: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

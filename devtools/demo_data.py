@@ -45,7 +45,7 @@ from opentelemetry.semconv.attributes.exception_attributes import (
 )
 from opentelemetry.trace import Status, StatusCode
 
-__all__ = ["DATASET_NAME", "PROJECT_NAMES", "DemoSummary", "load_demo", "main"]
+__all__ = ["DATASET_NAME", "PROJECT_NAMES", "DemoSummary", "load_demo", "main", "send_traces"]
 
 logger = logging.getLogger(__name__)
 
@@ -1424,6 +1424,39 @@ def load_demo(
         )
     finally:
         api.close()
+
+
+def send_traces(
+    phoenix_url: str,
+    *,
+    count: int,
+    seed: int,
+    api_key: str | None = None,
+    now: datetime | None = None,
+    timeout_s: float = 120.0,
+) -> dict[str, list[str]]:
+    """Send `count` more demo traces (one LLM span each) and wait until Phoenix has them all.
+
+    Returns the LLM span ids per project. Use a seed the demo load did not use, so ids are new.
+    """
+    url = phoenix_url.rstrip("/")
+    now_ns = _to_ns(now or datetime.now(UTC))
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    trace_rng = random.Random(f"extra-traces:{seed}")
+    clock_rng = random.Random(f"extra-clock:{seed}")
+    traces = [_plan_trace(trace_rng, clock_rng, now_ns) for _ in range(count)]
+    _send_traces(url, seed, headers, traces)
+    expected: dict[str, set[str]] = {p: set() for p in PROJECT_NAMES}
+    llm_ids: dict[str, list[str]] = {p: [] for p in PROJECT_NAMES}
+    for t in traces:
+        expected[t.project.name].update(t.span_ids)
+        llm_ids[t.project.name].append(t.llm_span_id)
+    api = _Phoenix(url, api_key)
+    try:
+        _wait_for_spans(api, expected, timeout_s)
+    finally:
+        api.close()
+    return llm_ids
 
 
 def _describe(summary: DemoSummary, elapsed_s: float) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 
 import click
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from db.models import ROLES
 from services import users
 from services.container import get_services
+from services.phoenix import PhoenixError
+from services.sync import SyncLock, SyncWorker
 
 
 def _read_password() -> str:
@@ -93,3 +95,31 @@ def activate_command(email: str) -> None:
         except users.UserError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"{user.email} is active.")
+
+
+@click.command("sync")
+@with_appcontext
+@click.option("--rebuild", is_flag=True, help="Forget all links and facts and read Phoenix again.")
+@click.option("--follow", is_flag=True, help="Keep reading new data until stopped.")
+def sync_cli(rebuild: bool, follow: bool) -> None:
+    """Read new spans and evaluations from Phoenix into the dashboard's links and facts."""
+    services = get_services()
+    if services.sync is None:
+        raise click.ClickException("The Phoenix integration is off (PHOENIX_ENABLED=false).")
+    try:
+        result = services.sync.rebuild() if rebuild else services.sync.tick()
+    except PhoenixError as exc:
+        raise click.ClickException(f"Phoenix: {exc}") from None
+    click.echo(
+        f"Read {result.spans_read} spans ({result.llm_spans} LLM) and "
+        f"{result.annotations} new or changed annotations from {len(result.projects)} projects."
+    )
+    if follow:
+        worker = SyncWorker(
+            services.sync, SyncLock(services.settings.redis_url), services.settings.sync_interval_s
+        )
+        click.echo("Following Phoenix; Ctrl-C stops.")
+        try:
+            worker.run()
+        except KeyboardInterrupt:
+            worker.lock.release()

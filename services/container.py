@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.phoenix import PhoenixClient
+from services.sync import PromptSync
 from settings import Settings
 
 EXTENSION_KEY = "dashboard"
@@ -23,6 +24,7 @@ class Services:
     sessions: sessionmaker[Session]
     # None when PHOENIX_ENABLED is off, so no code path can reach Phoenix by accident.
     phoenix: PhoenixClient | None
+    sync: PromptSync | None
 
     def init_app(self, server: Flask) -> None:
         """Attach these services to a Flask app."""

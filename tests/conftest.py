@@ -65,6 +65,7 @@ def settings(tmp_path: Path, migrated_sqlite_template: Path) -> Settings:
             "SECRET_KEY": TEST_SECRET,
             "DATABASE_URL": f"sqlite:///{db_path}",
             "PHOENIX_ENABLED": "false",
+            "SYNC_WORKER": "false",
             "LOG_LEVEL": "WARNING",
         }
     ).with_overrides(testing=True)
