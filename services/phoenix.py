@@ -17,6 +17,7 @@ JSON = dict[str, Any]
 ANNOTATION_CHUNK = 500
 PAGE_LIMIT = 1000
 
+# latencyMsQuantile measures whole traces; spanLatencyMsQuantile measures the filtered spans.
 AGGREGATES_QUERY = """
 query ProjectAggregates($id: ID!, $timeRange: TimeRange, $filter: String) {
   node(id: $id) {
@@ -24,9 +25,9 @@ query ProjectAggregates($id: ID!, $timeRange: TimeRange, $filter: String) {
       name
       recordCount(timeRange: $timeRange, filterCondition: $filter)
       tokenCountTotal(timeRange: $timeRange, filterCondition: $filter)
-      p50: latencyMsQuantile(probability: 0.5, timeRange: $timeRange, filterCondition: $filter)
-      p95: latencyMsQuantile(probability: 0.95, timeRange: $timeRange, filterCondition: $filter)
-      p99: latencyMsQuantile(probability: 0.99, timeRange: $timeRange, filterCondition: $filter)
+      p50: spanLatencyMsQuantile(probability: 0.5, timeRange: $timeRange, filterCondition: $filter)
+      p95: spanLatencyMsQuantile(probability: 0.95, timeRange: $timeRange, filterCondition: $filter)
+      p99: spanLatencyMsQuantile(probability: 0.99, timeRange: $timeRange, filterCondition: $filter)
       costSummary(timeRange: $timeRange, filterCondition: $filter) { total { cost } }
       spanAnnotationNames
     }
