@@ -137,6 +137,8 @@ class SyncStatus(Base):
     # Grows whenever a tick changes data; pages redraw only when it moves.
     watermark: Mapped[int] = mapped_column(BigInteger, default=0)
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # host:pid of the process that last synced: shows which replica holds the lock.
+    synced_by: Mapped[str | None] = mapped_column(String(200))
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -572,9 +572,9 @@ def _template_fields(template: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
 
-def _sample_age_s(rng: random.Random, now_ns: int) -> float:
+def _sample_age_s(rng: random.Random, now_ns: int, window: timedelta = _WINDOW) -> float:
     """Pick how long ago a trace started, favouring daytime hours (UTC)."""
-    low, high = _MIN_AGE.total_seconds(), _WINDOW.total_seconds()
+    low, high = _MIN_AGE.total_seconds(), window.total_seconds()
     now_s = now_ns / 1e9
     while True:
         age = rng.uniform(low, high)
@@ -681,7 +681,9 @@ _VALUE_BUILDERS: dict[str, Callable[[random.Random, bool], _Values]] = {
 }
 
 
-def _plan_trace(rng: random.Random, clock_rng: random.Random, now_ns: int) -> _Trace:
+def _plan_trace(
+    rng: random.Random, clock_rng: random.Random, now_ns: int, window: timedelta = _WINDOW
+) -> _Trace:
     """Plan one trace: project, shape, prompt version, model, texts and timings."""
     # Shape and content come from ``rng`` and timing from ``clock_rng``, so a different
     # ``now`` moves traces in time without changing projects, shapes or span ids.
@@ -702,7 +704,7 @@ def _plan_trace(rng: random.Random, clock_rng: random.Random, now_ns: int) -> _T
         error = (f"{module}.{kind}", message.format(model=model.name))
         completion_tokens = 0
 
-    age_s = _sample_age_s(clock_rng, now_ns)
+    age_s = _sample_age_s(clock_rng, now_ns, window)
     version = _pick_version(clock_rng, prompt, 1.0 - age_s / _WINDOW.total_seconds())
     template = prompt.templates[version]
     variables = {name: values.variables[name] for name in _template_fields(template)}
@@ -1433,6 +1435,7 @@ def send_traces(
     seed: int,
     api_key: str | None = None,
     now: datetime | None = None,
+    window: timedelta = _WINDOW,
     timeout_s: float = 120.0,
 ) -> dict[str, list[str]]:
     """Send `count` more demo traces (one LLM span each) and wait until Phoenix has them all.
@@ -1444,7 +1447,7 @@ def send_traces(
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     trace_rng = random.Random(f"extra-traces:{seed}")
     clock_rng = random.Random(f"extra-clock:{seed}")
-    traces = [_plan_trace(trace_rng, clock_rng, now_ns) for _ in range(count)]
+    traces = [_plan_trace(trace_rng, clock_rng, now_ns, window) for _ in range(count)]
     _send_traces(url, seed, headers, traces)
     expected: dict[str, set[str]] = {p: set() for p in PROJECT_NAMES}
     llm_ids: dict[str, list[str]] = {p: [] for p in PROJECT_NAMES}

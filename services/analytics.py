@@ -165,9 +165,17 @@ def load_annotations(db: Session, filters: Filters) -> pd.DataFrame:
         ).join(spans, spans.c.span_id == AnnotationFact.phoenix_span_id)
     ).all()
     columns = [
-        "span_id", "name", "annotator_kind", "label", "score", "explanation",
-        "prompt", "prompt_version", "model", "start_time",
-    ]  # fmt: skip
+        "span_id",
+        "name",
+        "annotator_kind",
+        "label",
+        "score",
+        "explanation",
+        "prompt",
+        "prompt_version",
+        "model",
+        "start_time",
+    ]
     frame = pd.DataFrame(rows, columns=columns)
     frame["start_time"] = pd.to_datetime(frame["start_time"], utc=True)
     frame["score"] = pd.to_numeric(frame["score"], errors="coerce")
@@ -215,8 +223,17 @@ def time_series(
     end: datetime | None = None,
 ) -> pd.DataFrame:
     """Aggregate per time bucket (and per version or model): volume, errors, latency, tokens."""
-    columns = ["bucket", "series", "count", "error_rate", "p50_ms", "p95_ms", "p99_ms",
-               "tokens", "cost"]  # fmt: skip
+    columns = [
+        "bucket",
+        "series",
+        "count",
+        "error_rate",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "tokens",
+        "cost",
+    ]
     if spans.empty:
         return pd.DataFrame(columns=columns)
     first = start or spans["start_time"].min().to_pydatetime()

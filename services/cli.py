@@ -11,7 +11,7 @@ from db.models import ROLES
 from services import users
 from services.container import get_services
 from services.phoenix import PhoenixError
-from services.sync import SyncLock, SyncWorker
+from services.sync import SyncLock, SyncWorker, lock_ttl
 
 
 def _read_password() -> str:
@@ -115,9 +115,8 @@ def sync_cli(rebuild: bool, follow: bool) -> None:
         f"{result.annotations} new or changed annotations from {len(result.projects)} projects."
     )
     if follow:
-        worker = SyncWorker(
-            services.sync, SyncLock(services.settings.redis_url), services.settings.sync_interval_s
-        )
+        lock = SyncLock(services.settings.redis_url, ttl_s=lock_ttl(services.settings))
+        worker = SyncWorker(services.sync, lock, services.settings.sync_interval_s)
         click.echo("Following Phoenix; Ctrl-C stops.")
         try:
             worker.run()

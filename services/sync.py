@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import socket
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
@@ -32,10 +34,20 @@ from settings import Settings
 
 log = logging.getLogger(__name__)
 LLM = OpenInferenceSpanKindValues.LLM.value
+PROCESS_NAME = f"{socket.gethostname()}:{os.getpid()}"
 UNVERSIONED = "unversioned"
 # Annotations arrive after their spans: re-read them for spans synced this recently.
 ANNOTATION_REFRESH = timedelta(hours=24)
 ANNOTATION_REFRESH_MAX_SPANS = 5000
+
+
+def record_failure(sessions: sessionmaker[Session], error: Exception) -> None:
+    """Store why the sync failed and when, for the pages' stale warning."""
+    with sessions.begin() as db:
+        status = db.get(SyncStatus, 1) or SyncStatus(id=1, watermark=0)
+        status.last_error = str(error)[:1000]
+        status.last_error_at = utcnow()
+        db.add(status)
 
 
 def template_hash(template: str) -> str:
@@ -168,17 +180,14 @@ class PromptSync:
             if result.changed:
                 status.watermark = (status.watermark or 0) + 1
             status.last_success_at = utcnow()
+            status.synced_by = PROCESS_NAME
             status.last_error = None
             db.add(status)
         return result
 
     def record_failure(self, error: Exception) -> None:
         """Remember why the last tick failed, so pages can say since when data is stale."""
-        with self.sessions.begin() as db:
-            status = db.get(SyncStatus, 1) or SyncStatus(id=1, watermark=0)
-            status.last_error = str(error)[:1000]
-            status.last_error_at = utcnow()
-            db.add(status)
+        record_failure(self.sessions, error)
 
     def _follow_project(self, project: str, result: TickResult) -> None:
         """Page through a project's new spans; each page commits with its cursor."""
@@ -480,6 +489,11 @@ class SyncWorker:
             self.thread.join(timeout_s)
 
 
+def lock_ttl(settings: Settings) -> int:
+    """Hold the lock long enough to survive a slow tick, short enough for a quick takeover."""
+    return max(10, 3 * settings.sync_interval_s)
+
+
 def start_worker_on_first_request(server: Flask, sync: PromptSync, settings: Settings) -> None:
     """Start this process's sync worker when it serves its first request, never in CLI runs."""
     started = threading.Lock()
@@ -490,7 +504,11 @@ def start_worker_on_first_request(server: Flask, sync: PromptSync, settings: Set
             return
         with started:
             if not workers:
-                worker = SyncWorker(sync, SyncLock(settings.redis_url), settings.sync_interval_s)
+                worker = SyncWorker(
+                    sync,
+                    SyncLock(settings.redis_url, ttl_s=lock_ttl(settings)),
+                    settings.sync_interval_s,
+                )
                 worker.start()
                 workers.append(worker)
                 server.extensions["sync_worker"] = worker

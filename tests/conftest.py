@@ -23,6 +23,7 @@ from devtools.phoenix import (
     PhoenixServer,
     RoleKeys,
     create_role_keys,
+    free_port,
     start_phoenix,
 )
 from services import users
@@ -131,6 +132,22 @@ def phoenix_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix
     if not (DEFAULT_VENV / "bin" / "phoenix").exists() and not os.environ.get("PHOENIX_BIN"):
         require_service("Phoenix (.phoenix-venv)", None)
     server = start_phoenix(tmp_path_factory.mktemp("phoenix"), extra_env=PHOENIX_UI_ENV)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def scratch_phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixServer]:
+    """A second Phoenix that tests may add spans to, stop and restart (on the same ports)."""
+    if not (DEFAULT_VENV / "bin" / "phoenix").exists() and not os.environ.get("PHOENIX_BIN"):
+        require_service("Phoenix (.phoenix-venv)", None)
+    server = start_phoenix(
+        tmp_path_factory.mktemp("scratch-phoenix"),
+        port=free_port(),
+        grpc_port=free_port(),
+        extra_env=PHOENIX_UI_ENV,
+    )
+    load_demo(server.url, llm_spans=60, seed=3)
     yield server
     server.stop()
 

@@ -23,34 +23,67 @@ def _spans(rows: Sequence[tuple[str, float, str, int]]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "span_id": f"s{i}", "trace_id": f"t{i}", "project": "p", "prompt": "support",
-                "prompt_version": version, "model": "gpt-4o",
-                "start_time": pd.Timestamp(T0 + timedelta(minutes=i)), "latency_ms": latency,
-                "prompt_tokens": tokens // 2, "completion_tokens": tokens - tokens // 2,
-                "total_tokens": tokens, "status": status, "cost": None,
+                "span_id": f"s{i}",
+                "trace_id": f"t{i}",
+                "project": "p",
+                "prompt": "support",
+                "prompt_version": version,
+                "model": "gpt-4o",
+                "start_time": pd.Timestamp(T0 + timedelta(minutes=i)),
+                "latency_ms": latency,
+                "prompt_tokens": tokens // 2,
+                "completion_tokens": tokens - tokens // 2,
+                "total_tokens": tokens,
+                "status": status,
+                "cost": None,
             }
             for i, (version, latency, status, tokens) in enumerate(rows)
         ],
         columns=analytics.SPAN_COLUMNS,
-    )  # fmt: skip
+    )
 
 
 def _annotations(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
     return pd.DataFrame(
         [
-            {"span_id": f"s{i}", "name": name, "annotator_kind": "LLM", "label": None,
-             "score": score, "explanation": None, "prompt": "support", "prompt_version": version,
-             "model": "gpt-4o", "start_time": pd.Timestamp(T0)}
+            {
+                "span_id": f"s{i}",
+                "name": name,
+                "annotator_kind": "LLM",
+                "label": None,
+                "score": score,
+                "explanation": None,
+                "prompt": "support",
+                "prompt_version": version,
+                "model": "gpt-4o",
+                "start_time": pd.Timestamp(T0),
+            }
             for i, (version, name, score) in enumerate(rows)
         ],
-        columns=["span_id", "name", "annotator_kind", "label", "score", "explanation", "prompt",
-                 "prompt_version", "model", "start_time"],
-    )  # fmt: skip
+        columns=[
+            "span_id",
+            "name",
+            "annotator_kind",
+            "label",
+            "score",
+            "explanation",
+            "prompt",
+            "prompt_version",
+            "model",
+            "start_time",
+        ],
+    )
 
 
 def test_kpis_on_a_known_frame() -> None:
-    spans = _spans([("v1", 100, "OK", 10), ("v1", 200, "ERROR", 20), ("v2", 300, "OK", 30),
-                    ("v2", 400, "OK", 40)])  # fmt: skip
+    spans = _spans(
+        [
+            ("v1", 100, "OK", 10),
+            ("v1", 200, "ERROR", 20),
+            ("v2", 300, "OK", 30),
+            ("v2", 400, "OK", 40),
+        ]
+    )
     result = analytics.kpis(
         spans, _annotations([("v1", "correctness", 1.0), ("v2", "correctness", 0.0)])
     )
@@ -125,11 +158,19 @@ def test_kpis_equal_phoenix_graphql_aggregates(synced_app, phoenix_server, proje
     now = datetime.now(UTC)
     cases = [
         (Filters(project=project), "span_kind == 'LLM'", None, None),
-        (Filters(project=project, versions=("v1",)),
-         "span_kind == 'LLM' and llm.prompt_template.version == 'v1'", None, None),
-        (Filters(project=project, start=now - timedelta(days=3), end=now),
-         "span_kind == 'LLM'", now - timedelta(days=3), now),
-    ]  # fmt: skip
+        (
+            Filters(project=project, versions=("v1",)),
+            "span_kind == 'LLM' and llm.prompt_template.version == 'v1'",
+            None,
+            None,
+        ),
+        (
+            Filters(project=project, start=now - timedelta(days=3), end=now),
+            "span_kind == 'LLM'",
+            now - timedelta(days=3),
+            now,
+        ),
+    ]
     services = get_services(synced_app.server)
     for filters, condition, start, end in cases:
         with services.sessions() as db:

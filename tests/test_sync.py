@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -21,8 +20,8 @@ from db.models import (
     SyncState,
     SyncStatus,
 )
-from devtools.demo_data import PROJECT_NAMES, load_demo, send_traces
-from devtools.phoenix import PhoenixServer, free_port, start_phoenix
+from devtools.demo_data import PROJECT_NAMES, send_traces
+from devtools.phoenix import PhoenixServer, start_phoenix
 from services.container import get_services
 from services.phoenix import PhoenixClient, PhoenixUnavailable, SpanQuery
 from services.sync import SyncLock
@@ -33,16 +32,10 @@ pytestmark = pytest.mark.integration
 TEMPLATE = "llm.prompt_template.template"
 
 
-@pytest.fixture(scope="module")
-def sync_phoenix(tmp_path_factory) -> Iterator[PhoenixServer]:
-    """A Phoenix of this module's own, since these tests add spans and stop it."""
-    workdir = tmp_path_factory.mktemp("sync-phoenix")
-    server = start_phoenix(
-        workdir, port=free_port(), grpc_port=free_port(), extra_env=PHOENIX_UI_ENV
-    )
-    load_demo(server.url, llm_spans=60, seed=3)
-    yield server
-    server.stop()
+@pytest.fixture
+def sync_phoenix(scratch_phoenix: PhoenixServer) -> PhoenixServer:
+    """The session's scratch Phoenix, which these tests add spans to and stop."""
+    return scratch_phoenix
 
 
 def phoenix_truth(url: str) -> dict[str, int]:

@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("watermark", sa.BigInteger(), nullable=False),
         sa.Column("last_success_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("synced_by", sa.String(length=200), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("last_error_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_status")),

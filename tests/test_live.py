@@ -1,0 +1,222 @@
+"""Live updates: pages poll our database, not Phoenix; one process per deployment syncs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+import requests
+import sqlalchemy as sa
+from selenium.webdriver.support.ui import WebDriverWait
+
+from app import create_app
+from db.migrate import upgrade
+from db.models import SyncStatus
+from devtools.demo import DEMO_EMAIL, DEMO_PASSWORD, ensure_demo_user
+from devtools.demo_data import send_traces
+from devtools.phoenix import free_port
+from services.container import get_services
+from services.phoenix import PhoenixUnavailable
+from services.sync import record_failure
+from settings import PROJECT_DIR
+
+from .conftest import TEST_SECRET, AuthActions
+
+POLL_OUTPUT = "..home-watermark.data...home-live-status.children...home-status.children.."
+
+
+def _poll(client, seen: int | None, live: bool = True) -> dict:
+    payload = {
+        "output": POLL_OUTPUT,
+        "outputs": [
+            {"id": "home-watermark", "property": "data"},
+            {"id": "home-live-status", "property": "children"},
+            {"id": "home-status", "property": "children"},
+        ],
+        "inputs": [
+            {"id": "home-poll", "property": "n_intervals", "value": 1},
+            {"id": "home-live", "property": "value", "value": live},
+        ],
+        "state": [{"id": "home-watermark", "property": "data", "value": seen}],
+        "changedPropIds": ["home-poll.n_intervals"],
+    }
+    response = client.post("/_dash-update-component", json=payload)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return dict(response.json["response"])
+
+
+class _Counting(BaseHTTPRequestHandler):
+    """Count requests; it stands where Phoenix would, to prove that polls never reach it."""
+
+    hits: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.hits.append(self.path)
+        body = b"20.26.1"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        """Stay quiet."""
+
+
+def test_fifty_polling_tabs_cost_phoenix_what_one_does(settings) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        app = create_app(settings.with_overrides(phoenix_enabled=True, phoenix_url=url))
+        tabs = []
+        for i in range(50):
+            client = app.server.test_client()
+            auth = AuthActions(app, client)
+            auth.create(email=f"tab{i}@example.com")
+            auth.login(email=f"tab{i}@example.com")
+            tabs.append(client)
+        _Counting.hits.clear()
+        for client in tabs:
+            _poll(client, seen=None)
+        one_round = len(_Counting.hits)
+        for client in tabs:
+            _poll(client, seen=None)
+        # One status probe per cache period, whatever the number of tabs; data comes from our DB.
+        assert one_round <= 1
+        assert len(_Counting.hits) <= 2
+        assert all(path == "/arize_phoenix_version" for path in _Counting.hits)
+    finally:
+        server.shutdown()
+
+
+def test_no_redraw_until_the_watermark_moves_and_stale_is_marked(client, auth) -> None:
+    auth.create()
+    auth.login()
+    first = _poll(client, seen=None)
+    mark = first["home-watermark"]["data"]
+    assert "home-watermark" not in _poll(client, seen=mark)
+    assert "home-watermark" not in _poll(client, seen=None, live=False)
+    assert "paused" in str(_poll(client, seen=mark, live=False)["home-live-status"])
+
+    record_failure(get_services(client.application).sessions, PhoenixUnavailable("went away"))
+    stale = str(_poll(client, seen=mark)["home-live-status"])
+    assert "stale" in stale and "Phoenix unreachable since" in stale
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_new_spans_appear_on_the_home_page_without_a_reload(dash_duo, settings, scratch_phoenix):
+    app = create_app(
+        settings.with_overrides(
+            phoenix_enabled=True,
+            phoenix_url=scratch_phoenix.url,
+            sync_worker=True,
+            sync_interval_s=1,
+            poll_interval_s=1,
+        )
+    )
+    ensure_demo_user(app)
+    dash_duo.start_server(app, navigate=False)
+    dash_duo.driver.get(f"{dash_duo.server.url}/login")
+    dash_duo.find_element("#login-email").send_keys(DEMO_EMAIL)
+    dash_duo.find_element("#login-password").send_keys(DEMO_PASSWORD)
+    dash_duo.find_element("#login-submit").click()
+    dash_duo.wait_for_element("#home-kpi-count", timeout=15)
+    # Wait for the first sync to land before taking the baseline.
+    WebDriverWait(dash_duo.driver, 30).until(
+        lambda d: dash_duo.find_element("#home-kpi-count").text not in ("", "0")
+    )
+    time.sleep(2)
+    before = int(dash_duo.find_element("#home-kpi-count").text.replace(",", ""))
+    send_traces(
+        scratch_phoenix.url, count=5, seed=7000 + os.getpid() % 1000, window=timedelta(minutes=30)
+    )
+    WebDriverWait(dash_duo.driver, 30).until(
+        lambda d: int(dash_duo.find_element("#home-kpi-count").text.replace(",", "")) >= before + 5
+    )
+    assert int(dash_duo.find_element("#home-kpi-count").text.replace(",", "")) == before + 5
+    assert dash_duo.get_logs() == []
+    app.server.extensions["sync_worker"].stop()
+
+
+@pytest.mark.integration
+def test_two_replicas_on_one_postgres_and_redis_exactly_one_syncs(
+    pg_url, redis_url, scratch_phoenix
+) -> None:
+    upgrade(pg_url)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PHOENIX_", "DATABASE_"))},
+        "DATABASE_URL": pg_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": TEST_SECRET,
+        "PHOENIX_URL": scratch_phoenix.url,
+        "SYNC_WORKER": "true",
+        "SYNC_INTERVAL_S": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    ports = [free_port(), free_port()]
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    processes = [
+        subprocess.Popen(
+            [gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", "1", "app:server"],
+            env=env,
+            cwd=PROJECT_DIR,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    engine = sa.create_engine(pg_url)
+    try:
+        for port in ports:  # a first request starts each replica's worker
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    requests.get(f"http://127.0.0.1:{port}/login", timeout=2)
+                    break
+                except requests.ConnectionError:
+                    assert time.monotonic() < deadline, "gunicorn did not start"
+                    time.sleep(0.2)
+        seen: set[str] = set()
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                by = conn.scalar(sa.select(SyncStatus.synced_by))
+            if by:
+                seen.add(by)
+            time.sleep(0.3)
+        assert len(seen) == 1, seen
+        holder = int(next(iter(seen)).rsplit(":", 1)[1])
+        worker_pids = {
+            int(pid)
+            for p in processes
+            for pid in subprocess.run(
+                ["pgrep", "-P", str(p.pid)], capture_output=True, text=True
+            ).stdout.split()
+        }
+        assert holder in worker_pids
+        # When the holder dies, another process takes over once the lock expires.
+        os.kill(holder, 9)
+        deadline = time.monotonic() + 30
+        taken_over = None
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                by = conn.scalar(sa.select(SyncStatus.synced_by))
+            if by and int(by.rsplit(":", 1)[1]) != holder:
+                taken_over = by
+                break
+            time.sleep(0.5)
+        assert taken_over is not None
+    finally:
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            p.wait(timeout=20)
+        engine.dispose()
