@@ -357,6 +357,25 @@ class PhoenixClient:
         data: JSON = body["data"]
         return data
 
+    def span_costs(self, span_ids: Sequence[str], *, chunk: int = 200) -> dict[str, float | None]:
+        """Return Phoenix's computed cost per span (Relay id); None where it has no price."""
+        costs: dict[str, float | None] = {}
+        for start in range(0, len(span_ids), chunk):
+            ids = span_ids[start : start + chunk]
+            params = ", ".join(f"$i{n}: ID!" for n in range(len(ids)))
+            fields = " ".join(
+                f"s{n}: node(id: $i{n}) {{ ... on Span {{ costSummary {{ total {{ cost }} }} }} }}"
+                for n in range(len(ids))
+            )
+            data = self.graphql(
+                f"query SpanCosts({params}) {{ {fields} }}",
+                {f"i{n}": span_id for n, span_id in enumerate(ids)},
+            )
+            for n, span_id in enumerate(ids):
+                summary = (data.get(f"s{n}") or {}).get("costSummary") or {}
+                costs[span_id] = (summary.get("total") or {}).get("cost")
+        return costs
+
     def project_aggregates(
         self,
         project_id: str,

@@ -151,8 +151,9 @@ class PromptSync:
     # Registry ---------------------------------------------------------------------------------
 
     def load_registry(self) -> None:
-        """Map template hashes to Phoenix's registry prompts and their version labels."""
+        """Map template hashes to registry prompts, and record every registry version."""
         registry: dict[str, RegistryEntry] = {}
+        texts: dict[str, str] = {}
         for prompt in self.phoenix.prompts():
             versions = self.phoenix.prompt_versions(prompt["id"])
             for index, version in enumerate(reversed(versions), start=1):
@@ -162,7 +163,12 @@ class PromptSync:
                 metadata = version.get("metadata") or {}
                 label = str(metadata.get("version") or f"v{index}")
                 registry[template_hash(text)] = RegistryEntry(prompt["name"], prompt["id"], label)
+                texts[template_hash(text)] = text
         self._registry = registry
+        # Registry prompts are prompts too, even before any span uses them.
+        with self.sessions.begin() as db:
+            for digest, entry in registry.items():
+                self._prompt_id(db, texts[digest], entry.version_label)
 
     # One pass ---------------------------------------------------------------------------------
 
@@ -256,6 +262,8 @@ class PromptSync:
         """Record facts for the LLM spans of one page and link their traces to prompts."""
         facts: list[dict[str, Any]] = []
         links: list[dict[str, Any]] = []
+        # Phoenix prices some models itself; REST has no cost, so ask GraphQL for this page.
+        costs = self.phoenix.span_costs([s["id"] for s in spans if s.get("span_kind") == LLM])
         prompt_ids: dict[tuple[str, str | None], tuple[Any, str]] = {}
         for span in spans:
             if span.get("span_kind") != LLM:
@@ -288,7 +296,7 @@ class PromptSync:
                     ),
                     "total_tokens": _as_int(attributes.get(SpanAttributes.LLM_TOKEN_COUNT_TOTAL)),
                     "status": span.get("status_code") or "UNSET",
-                    "cost": None,
+                    "cost": costs.get(span["id"]),
                     "synced_at": utcnow(),
                 }
             )
@@ -449,6 +457,7 @@ class SyncWorker:
         self.max_backoff_s = max_backoff_s
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
+        self.delays: list[float] = []  # the waits between ticks, for logs and tests
 
     def run_once(self) -> TickResult | None:
         """Tick if this process holds the deployment's lock."""
@@ -474,6 +483,7 @@ class SyncWorker:
             except Exception:  # keep the worker alive; the log has the traceback
                 log.exception("sync tick crashed")
                 delay = min(self.max_backoff_s, max(self.interval_s, delay * 2))
+            self.delays.append(delay)
             self._stop.wait(delay)
         self.lock.release()
 

@@ -180,6 +180,7 @@ def test_kpis_equal_phoenix_graphql_aggregates(synced_app, phoenix_server, proje
         theirs = px.project_aggregates(project_id, start=start, end=end, filter_condition=condition)
         assert ours.count == theirs.record_count, condition
         assert ours.tokens == theirs.token_count_total, condition
+        assert (ours.cost or 0.0) == pytest.approx(theirs.cost_total or 0.0, abs=1e-9), condition
         # Both interpolate linearly between ranks (percentile_cont / SQLite percentile()).
         for mine, phoenix in ((ours.p50_ms, theirs.p50_ms), (ours.p95_ms, theirs.p95_ms),
                               (ours.p99_ms, theirs.p99_ms)):  # fmt: skip

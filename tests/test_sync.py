@@ -21,7 +21,7 @@ from db.models import (
     SyncStatus,
 )
 from devtools.demo_data import PROJECT_NAMES, send_traces
-from devtools.phoenix import PhoenixServer, start_phoenix
+from devtools.phoenix import PhoenixServer, free_port, start_phoenix
 from services.container import get_services
 from services.phoenix import PhoenixClient, PhoenixUnavailable, SpanQuery
 from services.sync import SyncLock
@@ -214,3 +214,26 @@ def test_phoenix_down_then_back_resumes_without_a_gap(synced, sync_phoenix) -> N
     with sessions() as db:
         assert our_counts(db) == phoenix_truth(sync_phoenix.url)
         assert db.get(SyncStatus, 1).last_error is None
+
+
+def test_worker_backs_off_while_phoenix_is_down(settings) -> None:
+    import threading
+
+    from services.sync import PromptSync, SyncWorker
+
+    app = create_app(settings)
+    sessions = get_services(app.server).sessions
+    dead = PhoenixClient(f"http://127.0.0.1:{free_port()}", retries=0)
+    worker = SyncWorker(
+        PromptSync(dead, sessions), SyncLock(""), interval_s=0.05, max_backoff_s=0.4
+    )
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    while len(worker.delays) < 6:
+        threading.Event().wait(0.05)
+    worker.stop()
+    thread.join()
+    assert worker.delays[:6] == [0.1, 0.2, 0.4, 0.4, 0.4, 0.4]
+    with sessions() as db:
+        status = db.get(SyncStatus, 1)
+        assert status is not None and "cannot be reached" in (status.last_error or "")
