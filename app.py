@@ -20,7 +20,7 @@ from werkzeug.routing import Map
 from components.shell import create_navbar, create_shell
 from db.migrate import DatabaseNotMigrated, ensure_migrated
 from db.session import make_engine, make_session_factory
-from services import auth, cache, proxy
+from services import auth, cache, export, proxy
 from services.cli import sync_cli, users_cli
 from services.container import Services
 from services.phoenix import PhoenixClient
@@ -79,6 +79,7 @@ def create_server(settings: Settings) -> Flask:
     cache.init_app(server, settings)
     auth.init_app(server)
     proxy.init_app(server, settings)
+    server.register_blueprint(export.bp)
     server.cli.add_command(users_cli)
     server.cli.add_command(sync_cli)
     if sync is not None and settings.sync_worker:

@@ -41,7 +41,7 @@ def create_live_status(state: LiveState, *, paused: bool, now: datetime | None =
     if state.stale:
         return [
             dbc.Badge("stale", color="warning", className="me-1"),
-            f"Phoenix unreachable since {_ago(state.error_at, now)}; "
+            f"Sync failing since {_ago(state.error_at, now)} ({state.error}); "
             f"showing data synced {_ago(state.last_success_at, now)}.",
         ]
     label = "paused" if paused else "live"

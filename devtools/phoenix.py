@@ -120,6 +120,8 @@ def start_phoenix(
         "PHOENIX_AGENTS_DISABLE_BASH": "true",
         # No web fonts or update checks from the public internet: offline machines stay quiet.
         "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false",
+        # The dashboard serves Phoenix's UI under /phoenix and strips the prefix.
+        "PHOENIX_HOST_ROOT_PATH": "/phoenix",
         **(extra_env or {}),
     }
     # The dashboard's own settings must not leak into Phoenix's process.

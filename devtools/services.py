@@ -243,9 +243,18 @@ def start_postgres(base: Path) -> Postgres:
     pg = Postgres(bin_dir=str(pg_bin_dir()), root=str(make_pg_root(base)))
     try:
         pg_command(
-            pg, "initdb", "-D", str(pg.data), "--auth=trust", "-U", PG_USER,
-            "--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions",
-        )  # fmt: skip
+            pg,
+            "initdb",
+            "-D",
+            str(pg.data),
+            "--auth=trust",
+            "-U",
+            PG_USER,
+            "--encoding=UTF8",
+            "--no-locale",
+            "--no-sync",
+            "--no-instructions",
+        )
         for attempt in range(1, PORT_ATTEMPTS + 1):
             pg.port = free_port()
             logged = size(pg.log)
@@ -256,9 +265,19 @@ def start_postgres(base: Path) -> Postgres:
             )
             try:
                 pg_command(
-                    pg, "pg_ctl", "-D", str(pg.data), "-o", options,
-                    "-w", "-t", "60", "-l", str(pg.log), "start",
-                )  # fmt: skip
+                    pg,
+                    "pg_ctl",
+                    "-D",
+                    str(pg.data),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "60",
+                    "-l",
+                    str(pg.log),
+                    "start",
+                )
                 break
             except ServiceError:
                 # Another process grabbed the port between free_port() and the bind.
@@ -336,9 +355,20 @@ def start_redis(base: Path) -> Redis:
             port = free_port()
             logged = size(log)
             command = [
-                binary, "--port", str(port), "--bind", HOST, "--save", "",
-                "--appendonly", "no", "--daemonize", "no", "--dir", str(root),
-            ]  # fmt: skip
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                HOST,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(root),
+            ]
             with log.open("ab") as out:
                 # Its own session keeps Ctrl-C away from it and lets `start` leave it running.
                 proc = subprocess.Popen(

@@ -419,3 +419,19 @@ def cached(kind: str, filters: Filters, mark: int, compute: Callable[[], T]) -> 
     value = compute()
     cache.set(key, value, timeout=3600)
     return value
+
+
+def filter_options(db: Session, prompt: str | None = None) -> dict[str, list[str]]:
+    """List the values the filter bar offers, from the synced data (versions of one prompt)."""
+
+    def distinct(column: Any, *where: Any) -> list[str]:
+        statement = select(column).where(column.is_not(None), *where).distinct()
+        return sorted(str(v) for v in db.scalars(statement))
+
+    version_filter = [Prompt.name == prompt] if prompt else []
+    return {
+        "project": distinct(SpanFact.project),
+        "prompt": distinct(Prompt.name),
+        "versions": distinct(Prompt.version, *version_filter),
+        "model": distinct(SpanFact.model),
+    }

@@ -36,3 +36,11 @@ def live_state() -> LiveState:
             status.last_error,
             status.last_error_at,
         )
+
+
+def poll_watermark(live: bool, seen: int | None) -> tuple[int | None, LiveState]:
+    """Return the watermark to store (None: unchanged or paused) and the state to show."""
+    state = live_state()
+    if not live or state.watermark == seen:
+        return None, state
+    return state.watermark, state

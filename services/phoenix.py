@@ -357,8 +357,9 @@ class PhoenixClient:
         data: JSON = body["data"]
         return data
 
-    def span_costs(self, span_ids: Sequence[str], *, chunk: int = 200) -> dict[str, float | None]:
+    def span_costs(self, span_ids: Sequence[str], *, chunk: int = 50) -> dict[str, float | None]:
         """Return Phoenix's computed cost per span (Relay id); None where it has no price."""
+        # Phoenix refuses GraphQL documents with more than 50 aliases.
         costs: dict[str, float | None] = {}
         for start in range(0, len(span_ids), chunk):
             ids = span_ids[start : start + chunk]

@@ -182,8 +182,11 @@ def test_kpis_equal_phoenix_graphql_aggregates(synced_app, phoenix_server, proje
         assert ours.tokens == theirs.token_count_total, condition
         assert (ours.cost or 0.0) == pytest.approx(theirs.cost_total or 0.0, abs=1e-9), condition
         # Both interpolate linearly between ranks (percentile_cont / SQLite percentile()).
-        for mine, phoenix in ((ours.p50_ms, theirs.p50_ms), (ours.p95_ms, theirs.p95_ms),
-                              (ours.p99_ms, theirs.p99_ms)):  # fmt: skip
+        for mine, phoenix in (
+            (ours.p50_ms, theirs.p50_ms),
+            (ours.p95_ms, theirs.p95_ms),
+            (ours.p99_ms, theirs.p99_ms),
+        ):
             assert mine == pytest.approx(phoenix, rel=1e-6, abs=1e-3), condition
         for name in ("correctness", "helpfulness"):
             summary = px.annotation_summary(

@@ -176,3 +176,17 @@ def test_idempotent_calls_retry_after_429_honouring_retry_after() -> None:
         assert [m for m, _ in _RateLimited.seen[1:]] == ["POST"]
     finally:
         server.shutdown()
+
+
+def test_span_costs_in_chunks_under_phoenixs_alias_limit(px) -> None:
+    llm = [s for p in PROJECT_NAMES for s in px.spans(p, SpanQuery(span_kinds=["LLM"]))]
+    assert len(llm) > 50
+    costs = px.span_costs([s["id"] for s in llm])
+    assert set(costs) == {s["id"] for s in llm}
+    total = 0.0
+    for project in PROJECT_NAMES:
+        project_id = px.project(project)["id"]
+        summary = px.project_aggregates(project_id, filter_condition="span_kind == 'LLM'")
+        total += summary.cost_total or 0.0
+    assert sum(c or 0.0 for c in costs.values()) == pytest.approx(total, abs=1e-9)
+    assert total > 0

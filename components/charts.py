@@ -1,0 +1,47 @@
+"""Plotly figures for the analytics pages; an empty frame gives a friendly empty chart."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+
+def create_empty_figure(message: str) -> go.Figure:
+    """Build a blank chart that says why it is blank."""
+    figure = go.Figure()
+    figure.add_annotation(
+        text=message, showarrow=False, font={"size": 14}, x=0.5, y=0.5, xref="paper", yref="paper"
+    )
+    figure.update_layout(
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        height=280,
+        margin={"l": 20, "r": 20, "t": 40, "b": 20},
+        template="plotly_white",
+    )
+    return figure
+
+
+def create_series_figure(frame: pd.DataFrame, y: str, title: str, y_title: str) -> go.Figure:
+    """Plot one metric over time, a line per series (prompt version or model)."""
+    if frame.empty:
+        figure = create_empty_figure("No data for these filters")
+        figure.update_layout(title=title)
+        return figure
+    figure = px.line(
+        frame,
+        x="bucket",
+        y=y,
+        color="series",
+        markers=True,
+        title=title,
+        labels={"bucket": "", y: y_title, "series": ""},
+    )
+    figure.update_layout(
+        height=280,
+        margin={"l": 40, "r": 10, "t": 40, "b": 30},
+        template="plotly_white",
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return figure

@@ -1,0 +1,94 @@
+"""The filter bar: project, prompt, versions, model, status and time range, mirrored in the URL."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from services.filters import RANGES, STATUSES, FilterState
+
+
+def _with_current(options: list[str], value: str | list[str] | None) -> list[str]:
+    current = value if isinstance(value, list) else [value] if value else []
+    return options + [v for v in current if v not in options]
+
+
+def _dropdown(
+    page: str,
+    name: str,
+    label: str,
+    options: list[str],
+    value: str | list[str] | None,
+    multi: bool = False,
+) -> dbc.Col:
+    return dbc.Col(
+        [
+            dbc.Label(label, html_for=f"{page}-filter-{name}", className="small mb-1"),
+            dcc.Dropdown(
+                id=f"{page}-filter-{name}",
+                # The URL's value stays selectable even before any synced data has it.
+                options=[{"label": o, "value": o} for o in _with_current(options, value)],
+                value=value,
+                multi=multi,
+                placeholder="All",
+                clearable=True,
+            ),
+        ],
+        xs=12,
+        sm=6,
+        lg=2,
+    )
+
+
+def create_filter_bar(
+    page: str, state: FilterState, options: dict[str, list[str]], problems: list[str]
+) -> html.Div:
+    """Build the filter bar for a page, showing the current state and any ignored values."""
+    range_options: list[dict[str, object]] = [{"label": key, "value": key} for key in RANGES]
+    range_options.append({"label": "custom", "value": "custom", "disabled": True})
+    return html.Div(
+        [
+            dcc.Location(id=f"{page}-url", refresh=False),
+            dbc.Row(
+                [
+                    _dropdown(page, "project", "Project", options["project"], state.project),
+                    _dropdown(page, "prompt", "Prompt", options["prompt"], state.prompt),
+                    _dropdown(
+                        page,
+                        "versions",
+                        "Versions",
+                        options["versions"],
+                        list(state.versions),
+                        multi=True,
+                    ),
+                    _dropdown(page, "model", "Model", options["model"], state.model),
+                    _dropdown(page, "status", "Status", list(STATUSES), state.status),
+                    dbc.Col(
+                        [
+                            dbc.Label("Time range", className="small mb-1"),
+                            dbc.RadioItems(
+                                id=f"{page}-filter-range",
+                                options=range_options,
+                                value=state.range,
+                                inline=True,
+                                className="pt-1",
+                            ),
+                        ],
+                        xs=12,
+                        lg=2,
+                    ),
+                ],
+                className="g-2 mb-2",
+            ),
+            *[
+                dbc.Alert(
+                    problem,
+                    color="warning",
+                    className="py-1 small mb-2",
+                    id=f"{page}-filter-problem-{i}",
+                )
+                for i, problem in enumerate(problems)
+            ],
+        ],
+        className="mb-3",
+    )

@@ -1,0 +1,254 @@
+"""Analytics: KPIs, latency, tokens, cost and errors over time, and version against version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, dcc, html, no_update
+
+from components.charts import create_series_figure
+from components.filter_bar import create_filter_bar
+from components.kpis import create_kpi_cards
+from components.live import create_live_controls, create_live_status
+from components.table import create_data_table
+from services import analytics
+from services.container import get_services
+from services.filters import FilterState, parse_query
+from services.live import poll_watermark
+
+dash.register_page(
+    __name__,
+    path="/analytics",
+    name="Analytics",
+    title="Analytics · Prompt Analytics",
+    order=40,
+    icon="bi-graph-up",
+)
+PAGE = "analytics"
+VERSION_COLUMNS = [
+    "prompt_version",
+    "count",
+    "error_rate",
+    "p50_ms",
+    "p95_ms",
+    "tokens",
+    "mean_score",
+]
+DELTA_COLUMNS = ["metric", "a", "b", "delta", "ci_low", "ci_high", "significant"]
+
+
+def layout(**query: str) -> html.Div:
+    """Render the page for the filters in the URL."""
+    state, problems = parse_query(query)
+    services = get_services()
+    with services.sessions() as db:
+        options = analytics.filter_options(db, state.prompt)
+    graphs = [
+        dbc.Col(dcc.Loading(dcc.Graph(id=f"{PAGE}-{name}")), lg=6)
+        for name in ("latency", "tokens", "cost", "errors")
+    ]
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.H2("Analytics", className="h4 mb-0 me-auto"),
+                    create_live_controls(PAGE, services.settings.poll_interval_s),
+                ],
+                className="d-flex align-items-center mb-3",
+            ),
+            create_filter_bar(PAGE, state, options, problems),
+            dcc.Store(id=f"{PAGE}-state", data=state.query_string()),
+            html.Div(id=f"{PAGE}-message"),
+            dcc.Loading(html.Div(id=f"{PAGE}-kpis")),
+            dbc.RadioItems(
+                id=f"{PAGE}-split",
+                options=[
+                    {"label": "by prompt version", "value": "prompt_version"},
+                    {"label": "by model", "value": "model"},
+                ],
+                value="prompt_version",
+                inline=True,
+                className="mb-2",
+            ),
+            dbc.Row(graphs, className="g-3 mb-3"),
+            html.Div(id=f"{PAGE}-versions"),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        dcc.Dropdown(
+                            id=f"{PAGE}-version-a",
+                            options=options["versions"],
+                            placeholder="Version A",
+                        ),
+                        md=3,
+                    ),
+                    dbc.Col(
+                        dcc.Dropdown(
+                            id=f"{PAGE}-version-b",
+                            options=options["versions"],
+                            placeholder="Version B",
+                        ),
+                        md=3,
+                    ),
+                ],
+                className="g-2 mb-2",
+            ),
+            html.Div(id=f"{PAGE}-compare"),
+        ]
+    )
+
+
+def _state(search: str | None) -> FilterState:
+    from urllib.parse import parse_qs
+
+    parsed = {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items()}
+    return parse_query(parsed)[0]
+
+
+@callback(
+    Output(f"{PAGE}-url", "search"),
+    Output(f"{PAGE}-state", "data"),
+    Input(f"{PAGE}-filter-project", "value"),
+    Input(f"{PAGE}-filter-prompt", "value"),
+    Input(f"{PAGE}-filter-versions", "value"),
+    Input(f"{PAGE}-filter-model", "value"),
+    Input(f"{PAGE}-filter-status", "value"),
+    Input(f"{PAGE}-filter-range", "value"),
+    State(f"{PAGE}-state", "data"),
+    prevent_initial_call=True,
+)
+def filters_to_url(
+    project: str | None,
+    prompt: str | None,
+    versions: list[str] | None,
+    model: str | None,
+    status: str | None,
+    time_range: str,
+    current: str | None,
+) -> Any:
+    """Write the filters into the URL, which redraws the page and makes the view shareable."""
+    previous = _state(current)
+    state = FilterState(
+        project=project,
+        prompt=prompt,
+        versions=tuple(versions or ()),
+        model=model,
+        status=status,
+        range=time_range,
+        start=previous.start,
+        end=previous.end,
+    )
+    if state == previous:
+        return no_update, no_update
+    return state.query_string() or "?", state.query_string()
+
+
+@callback(
+    Output(f"{PAGE}-watermark", "data"),
+    Output(f"{PAGE}-live-status", "children"),
+    Input(f"{PAGE}-poll", "n_intervals"),
+    Input(f"{PAGE}-live", "value"),
+    State(f"{PAGE}-watermark", "data"),
+)
+def poll(_n: int | None, live: bool, seen: int | None) -> tuple[Any, Any]:
+    """Check our database for new data; redraws follow only when it moved."""
+    mark, state = poll_watermark(live, seen)
+    return (no_update if mark is None else mark), create_live_status(state, paused=not live)
+
+
+@callback(
+    Output(f"{PAGE}-kpis", "children"),
+    Output(f"{PAGE}-latency", "figure"),
+    Output(f"{PAGE}-tokens", "figure"),
+    Output(f"{PAGE}-cost", "figure"),
+    Output(f"{PAGE}-errors", "figure"),
+    Output(f"{PAGE}-versions", "children"),
+    Output(f"{PAGE}-message", "children"),
+    Input(f"{PAGE}-watermark", "data"),
+    Input(f"{PAGE}-split", "value"),
+    Input(f"{PAGE}-state", "data"),
+)
+def redraw(_mark: int | None, split: str, search: str | None) -> tuple[Any, ...]:
+    """Compute and draw everything for the current filters."""
+    state = _state(search)
+    filters = state.to_filters()
+    with get_services().sessions() as db:
+        message = analytics.unknown_filter_message(db, filters)
+        spans = analytics.load_spans(db, filters)
+        annotations = analytics.load_annotations(db, filters)
+    series = analytics.time_series(
+        spans,
+        split="model" if split == "model" else "prompt_version",
+        start=filters.start,
+        end=filters.end,
+    )
+    latency = series.melt(id_vars=["bucket", "series"], value_vars=["p50_ms", "p95_ms", "p99_ms"])
+    latency = latency.assign(series=latency["series"] + " " + latency["variable"].str[:3])
+    versions = analytics.breakdown(spans, annotations, "prompt_version")
+    notice = None
+    if message or spans.empty:
+        notice = dbc.Alert(
+            message or "No LLM calls match these filters yet.", color="info", id=f"{PAGE}-empty"
+        )
+    table = create_data_table(
+        f"{PAGE}-versions-table",
+        versions.round(4).to_dict("records"),
+        VERSION_COLUMNS,
+        export_href=f"/api/export/{PAGE}/versions.csv{state.query_string()}",
+        title="Prompt versions",
+    )
+    return (
+        create_kpi_cards(PAGE, analytics.kpis(spans, annotations)),
+        create_series_figure(latency, "value", "Latency percentiles", "ms"),
+        create_series_figure(series, "tokens", "Tokens", "tokens"),
+        create_series_figure(series, "cost", "Cost", "USD"),
+        create_series_figure(series, "error_rate", "Error rate", "share of calls"),
+        table,
+        notice,
+    )
+
+
+@callback(
+    Output(f"{PAGE}-compare", "children"),
+    Input(f"{PAGE}-version-a", "value"),
+    Input(f"{PAGE}-version-b", "value"),
+    Input(f"{PAGE}-state", "data"),
+)
+def compare(version_a: str | None, version_b: str | None, search: str | None) -> Any:
+    """Show B minus A for each metric, with 95 % bootstrap intervals."""
+    if not version_a or not version_b:
+        return html.P("Pick two versions to compare them.", className="text-body-secondary")
+    filters = _state(search).to_filters()
+    with get_services().sessions() as db:
+        spans = analytics.load_spans(db, filters)
+        annotations = analytics.load_annotations(db, filters)
+    deltas = analytics.compare_versions(spans, annotations, version_a, version_b, seed=0)
+    rows = [
+        {
+            "metric": d.metric,
+            "a": d.a,
+            "b": d.b,
+            "delta": d.delta,
+            "ci_low": d.ci_low,
+            "ci_high": d.ci_high,
+            "significant": "yes" if d.significant else "no",
+        }
+        for d in deltas
+    ]
+    return create_data_table(
+        f"{PAGE}-compare-table",
+        rows,
+        DELTA_COLUMNS,
+        export_href=_comparison_href(_state(search), version_a, version_b),
+        title=f"{version_b} minus {version_a} (95 % bootstrap interval)",
+    )
+
+
+def _comparison_href(state: FilterState, version_a: str, version_b: str) -> str:
+    from urllib.parse import urlencode
+
+    query = state.query_string()
+    extra = urlencode({"a": version_a, "b": version_b})
+    return f"/api/export/{PAGE}/comparison.csv{query}{'&' if query else '?'}{extra}"

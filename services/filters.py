@@ -1,0 +1,135 @@
+"""The filter state every page shares, read from and written to the URL query."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+from services.analytics import Filters
+
+RANGES: dict[str, timedelta] = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+DEFAULT_RANGE = "7d"
+STATUSES = ("OK", "ERROR")
+MAX_VALUE_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class FilterState:
+    """What the URL says, as the filter bar shows it."""
+
+    project: str | None = None
+    prompt: str | None = None
+    versions: tuple[str, ...] = ()
+    model: str | None = None
+    status: str | None = None
+    range: str = DEFAULT_RANGE
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def to_filters(self, now: datetime | None = None) -> Filters:
+        """Resolve the time range against `now` (rounded to the minute, to share caches)."""
+        moment = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
+        if self.range == "custom":
+            start, end = self.start, self.end
+        else:
+            start, end = moment - RANGES[self.range], None
+        return Filters(
+            project=self.project,
+            prompt=self.prompt,
+            versions=self.versions,
+            model=self.model,
+            status=self.status,
+            start=start,
+            end=end,
+        )
+
+    def query_string(self) -> str:
+        """Render the state as a URL query, leaving defaults out."""
+        pairs: list[tuple[str, str]] = []
+        for key, value in (
+            ("project", self.project),
+            ("prompt", self.prompt),
+            ("versions", ",".join(self.versions) if self.versions else None),
+            ("model", self.model),
+            ("status", self.status),
+        ):
+            if value:
+                pairs.append((key, value))
+        if self.range != DEFAULT_RANGE:
+            pairs.append(("range", self.range))
+        if self.range == "custom":
+            if self.start:
+                pairs.append(("start", self.start.isoformat()))
+            if self.end:
+                pairs.append(("end", self.end.isoformat()))
+        return f"?{urlencode(pairs)}" if pairs else ""
+
+    def label(self) -> str:
+        """Describe the filters in a few words, for file names."""
+        parts = [
+            self.project,
+            self.prompt,
+            "+".join(self.versions),
+            self.model,
+            self.status,
+            self.range,
+        ]
+        return "_".join(p for p in parts if p)
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, list):
+        value = value[-1] if value else None
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text[:MAX_VALUE_LENGTH] or None
+
+
+def _time(value: str | None, name: str, problems: list[str]) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        problems.append(f"Ignored {name}={value!r}: use an ISO 8601 time such as 2026-11-25T09:00.")
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_query(query: Mapping[str, object]) -> tuple[FilterState, list[str]]:
+    """Read the filter state from a URL query; bad values are dropped with a message."""
+    problems: list[str] = []
+    status = _text(query.get("status"))
+    if status is not None and status.upper() not in STATUSES:
+        problems.append(f"Ignored status={status!r}: use OK or ERROR.")
+        status = None
+    time_range = _text(query.get("range")) or DEFAULT_RANGE
+    if time_range not in RANGES and time_range != "custom":
+        problems.append(f"Ignored range={time_range!r}: use 1h, 24h, 7d, 30d or custom.")
+        time_range = DEFAULT_RANGE
+    start = _time(_text(query.get("start")), "start", problems)
+    end = _time(_text(query.get("end")), "end", problems)
+    if time_range == "custom" and start and end and start >= end:
+        problems.append("Ignored the custom range: its start is not before its end.")
+        start = end = None
+    versions_raw = _text(query.get("versions")) or ""
+    versions = tuple(dict.fromkeys(v.strip() for v in versions_raw.split(",") if v.strip()))
+    state = FilterState(
+        project=_text(query.get("project")),
+        prompt=_text(query.get("prompt")),
+        versions=versions,
+        model=_text(query.get("model")),
+        status=status.upper() if status else None,
+        range=time_range,
+        start=start if time_range == "custom" else None,
+        end=end if time_range == "custom" else None,
+    )
+    return state, problems

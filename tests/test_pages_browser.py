@@ -1,0 +1,86 @@
+"""Analyst pages in headless Chromium against the demo slice: filters in the URL, CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+import requests
+from selenium.webdriver.support.ui import WebDriverWait
+
+from app import create_app
+from devtools.demo import DEMO_EMAIL, DEMO_PASSWORD, ensure_demo_user
+from services import analytics
+from services.container import get_services
+from services.filters import parse_query
+from settings import PROJECT_DIR
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+SCREENSHOTS = PROJECT_DIR / "docs" / "screenshots"
+
+
+@pytest.fixture
+def synced_app(settings, phoenix_server, demo_loaded):
+    """An app whose sync has read the session's demo slice, with no background worker."""
+    app = create_app(settings.with_overrides(phoenix_enabled=True, phoenix_url=phoenix_server.url))
+    services = get_services(app.server)
+    assert services.sync is not None
+    services.sync.tick()
+    ensure_demo_user(app)
+    return app
+
+
+def _login(dash_duo, next_path: str) -> None:
+    dash_duo.driver.get(f"{dash_duo.server.url}/login?next={next_path}")
+    dash_duo.find_element("#login-email").send_keys(DEMO_EMAIL)
+    dash_duo.find_element("#login-password").send_keys(DEMO_PASSWORD)
+    dash_duo.find_element("#login-submit").click()
+
+
+def _count(app, query: dict[str, str]) -> int:
+    with get_services(app.server).sessions() as db:
+        return len(analytics.load_spans(db, parse_query(query)[0].to_filters()))
+
+
+def _kpi(dash_duo) -> str:
+    return str(dash_duo.find_element("#analytics-kpi-count").text.replace(",", ""))
+
+
+def test_analytics_filters_live_in_the_url_and_export_matches(dash_duo, synced_app) -> None:
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.start_server(synced_app, navigate=False)
+    _login(dash_duo, "/analytics")
+    everything = _count(synced_app, {})
+    dash_duo.wait_for_text_to_equal("#analytics-kpi-count", f"{everything:,}", timeout=20)
+
+    dash_duo.wait_for_element("#analytics-versions-table-export", timeout=20)
+    dash_duo.select_dcc_dropdown("#analytics-filter-project", value="support-bot")
+    WebDriverWait(dash_duo.driver, 15).until(lambda d: "project=support-bot" in d.current_url)
+    narrowed = _count(synced_app, {"project": "support-bot"})
+    assert 0 < narrowed < everything
+    WebDriverWait(dash_duo.driver, 15).until(lambda d: _kpi(dash_duo) == str(narrowed))
+
+    # A copied link reproduces the view.
+    shared = dash_duo.driver.current_url
+    dash_duo.driver.get(f"{dash_duo.server.url}/")
+    dash_duo.driver.get(shared)
+    WebDriverWait(dash_duo.driver, 20).until(lambda d: _kpi(dash_duo) == str(narrowed))
+    assert "support-bot" in dash_duo.find_element("#analytics-filter-project").text
+
+    # The export holds the whole filtered result, not the rows on screen.
+    dash_duo.wait_for_element("#analytics-versions-table-export", timeout=20)
+    href = dash_duo.find_element("#analytics-versions-table-export").get_attribute("href")
+    cookies = {c["name"]: c["value"] for c in dash_duo.driver.get_cookies()}
+    versions = requests.get(href, cookies=cookies, timeout=30)
+    assert versions.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(versions.text)))
+    assert sum(int(r["count"]) for r in rows) == narrowed
+    calls = requests.get(
+        href.replace("/versions.csv", "/llm-calls.csv"), cookies=cookies, timeout=30
+    )
+    assert len(list(csv.DictReader(io.StringIO(calls.text)))) == narrowed
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    dash_duo.driver.save_screenshot(str(SCREENSHOTS / "analytics.png"))
+    assert dash_duo.get_logs() == []
