@@ -45,3 +45,20 @@ def create_series_figure(frame: pd.DataFrame, y: str, title: str, y_title: str) 
         legend={"orientation": "h", "y": -0.2},
     )
     return figure
+
+
+def create_histogram(values: pd.Series, title: str, x_title: str) -> go.Figure:
+    """Plot the distribution of one measure."""
+    if values.empty:
+        figure = create_empty_figure("No data for these filters")
+        figure.update_layout(title=title)
+        return figure
+    figure = px.histogram(values.to_frame(name=x_title), x=x_title, nbins=40, title=title)
+    figure.update_layout(
+        height=280,
+        margin={"l": 40, "r": 10, "t": 40, "b": 30},
+        template="plotly_white",
+        bargap=0.05,
+        yaxis_title="calls",
+    )
+    return figure

@@ -17,6 +17,7 @@ def create_data_table(
     export_href: str,
     title: str,
     page_size: int = 20,
+    row_id: str | None = None,
 ) -> dbc.Card:
     """Build a sortable, filterable, paginated grid with a column chooser and an export link."""
     grid = dag.AgGrid(
@@ -35,6 +36,8 @@ def create_data_table(
             "animateRows": False,
         },
         columnSize="responsiveSizeToFit",
+        # A stable row id lets a click name its row whatever the sort, filter or page.
+        getRowId=f"params.data.{row_id}" if row_id else None,
         style={"height": "420px"},
         className="ag-theme-alpine",
     )

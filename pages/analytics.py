@@ -6,17 +6,17 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, callback, dcc, html, no_update
+from dash import Input, Output, callback, dcc, html
 
 from components.charts import create_series_figure
 from components.filter_bar import create_filter_bar
 from components.kpis import create_kpi_cards
-from components.live import create_live_controls, create_live_status
+from components.live import create_live_controls
 from components.table import create_data_table
+from pages._shared import register_filter_callbacks, state_from_search
 from services import analytics
 from services.container import get_services
 from services.filters import FilterState, parse_query
-from services.live import poll_watermark
 
 dash.register_page(
     __name__,
@@ -100,62 +100,7 @@ def layout(**query: str) -> html.Div:
     )
 
 
-def _state(search: str | None) -> FilterState:
-    from urllib.parse import parse_qs
-
-    parsed = {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items()}
-    return parse_query(parsed)[0]
-
-
-@callback(
-    Output(f"{PAGE}-url", "search"),
-    Output(f"{PAGE}-state", "data"),
-    Input(f"{PAGE}-filter-project", "value"),
-    Input(f"{PAGE}-filter-prompt", "value"),
-    Input(f"{PAGE}-filter-versions", "value"),
-    Input(f"{PAGE}-filter-model", "value"),
-    Input(f"{PAGE}-filter-status", "value"),
-    Input(f"{PAGE}-filter-range", "value"),
-    State(f"{PAGE}-state", "data"),
-    prevent_initial_call=True,
-)
-def filters_to_url(
-    project: str | None,
-    prompt: str | None,
-    versions: list[str] | None,
-    model: str | None,
-    status: str | None,
-    time_range: str,
-    current: str | None,
-) -> Any:
-    """Write the filters into the URL, which redraws the page and makes the view shareable."""
-    previous = _state(current)
-    state = FilterState(
-        project=project,
-        prompt=prompt,
-        versions=tuple(versions or ()),
-        model=model,
-        status=status,
-        range=time_range,
-        start=previous.start,
-        end=previous.end,
-    )
-    if state == previous:
-        return no_update, no_update
-    return state.query_string() or "?", state.query_string()
-
-
-@callback(
-    Output(f"{PAGE}-watermark", "data"),
-    Output(f"{PAGE}-live-status", "children"),
-    Input(f"{PAGE}-poll", "n_intervals"),
-    Input(f"{PAGE}-live", "value"),
-    State(f"{PAGE}-watermark", "data"),
-)
-def poll(_n: int | None, live: bool, seen: int | None) -> tuple[Any, Any]:
-    """Check our database for new data; redraws follow only when it moved."""
-    mark, state = poll_watermark(live, seen)
-    return (no_update if mark is None else mark), create_live_status(state, paused=not live)
+register_filter_callbacks(PAGE)
 
 
 @callback(
@@ -172,7 +117,7 @@ def poll(_n: int | None, live: bool, seen: int | None) -> tuple[Any, Any]:
 )
 def redraw(_mark: int | None, split: str, search: str | None) -> tuple[Any, ...]:
     """Compute and draw everything for the current filters."""
-    state = _state(search)
+    state = state_from_search(search)
     filters = state.to_filters()
     with get_services().sessions() as db:
         message = analytics.unknown_filter_message(db, filters)
@@ -220,7 +165,7 @@ def compare(version_a: str | None, version_b: str | None, search: str | None) ->
     """Show B minus A for each metric, with 95 % bootstrap intervals."""
     if not version_a or not version_b:
         return html.P("Pick two versions to compare them.", className="text-body-secondary")
-    filters = _state(search).to_filters()
+    filters = state_from_search(search).to_filters()
     with get_services().sessions() as db:
         spans = analytics.load_spans(db, filters)
         annotations = analytics.load_annotations(db, filters)
@@ -241,7 +186,7 @@ def compare(version_a: str | None, version_b: str | None, search: str | None) ->
         f"{PAGE}-compare-table",
         rows,
         DELTA_COLUMNS,
-        export_href=_comparison_href(_state(search), version_a, version_b),
+        export_href=_comparison_href(state_from_search(search), version_a, version_b),
         title=f"{version_b} minus {version_a} (95 % bootstrap interval)",
     )
 

@@ -435,3 +435,38 @@ def filter_options(db: Session, prompt: str | None = None) -> dict[str, list[str
         "versions": distinct(Prompt.version, *version_filter),
         "model": distinct(SpanFact.model),
     }
+
+
+TRACE_COLUMNS = [
+    "trace_id",
+    "project",
+    "prompt",
+    "prompt_version",
+    "model",
+    "start_time",
+    "llm_calls",
+    "latency_ms",
+    "total_tokens",
+    "status",
+]
+
+
+def traces(spans: pd.DataFrame) -> pd.DataFrame:
+    """One row per trace: its LLM calls, summed latency and tokens, and ERROR if any call failed."""
+    if spans.empty:
+        return pd.DataFrame(columns=TRACE_COLUMNS)
+    frame = spans.assign(is_error=spans["status"] == "ERROR")
+    grouped = frame.sort_values("start_time").groupby("trace_id", sort=False)
+    result = grouped.agg(
+        project=("project", "first"),
+        prompt=("prompt", "first"),
+        prompt_version=("prompt_version", "first"),
+        model=("model", "first"),
+        start_time=("start_time", "min"),
+        llm_calls=("span_id", "count"),
+        latency_ms=("latency_ms", "sum"),
+        total_tokens=("total_tokens", "sum"),
+        is_error=("is_error", "any"),
+    ).reset_index()
+    result["status"] = result["is_error"].map({True: "ERROR", False: "OK"})
+    return result.sort_values("start_time", ascending=False)[TRACE_COLUMNS]

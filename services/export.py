@@ -60,6 +60,12 @@ def llm_call_rows(db: Session, filters: Filters) -> Rows:
     return list(analytics.SPAN_COLUMNS), (tuple(row) for row in result)
 
 
+def trace_rows(db: Session, filters: Filters) -> Rows:
+    """Every filtered trace, one row each."""
+    frame = analytics.traces(analytics.load_spans(db, filters))
+    return list(frame.columns), frame.itertuples(index=False, name=None)
+
+
 def version_rows(db: Session, filters: Filters) -> Rows:
     """The per-version summary of the filtered calls."""
     frame = analytics.breakdown(
@@ -93,6 +99,7 @@ class ExportError(ValueError):
 
 EXPORTS: dict[str, Callable[[Session, Filters], Rows]] = {
     "llm-calls": llm_call_rows,
+    "traces": trace_rows,
     "versions": version_rows,
     "comparison": comparison_rows,
 }

@@ -84,3 +84,37 @@ def test_analytics_filters_live_in_the_url_and_export_matches(dash_duo, synced_a
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     dash_duo.driver.save_screenshot(str(SCREENSHOTS / "analytics.png"))
     assert dash_duo.get_logs() == []
+
+
+def test_traces_page_opens_a_clicked_trace_in_phoenix(dash_duo, synced_app) -> None:
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.start_server(synced_app, navigate=False)
+    _login(dash_duo, "/traces?project=sales-email")
+    dash_duo.wait_for_element("#traces-grid-export", timeout=20)
+    expected = _count_traces(synced_app, {"project": "sales-email"})
+    dash_duo.wait_for_contains_text("#traces-table", f"{expected:,} traces", timeout=20)
+    cell = dash_duo.wait_for_element(
+        "#traces-grid .ag-center-cols-container .ag-row .ag-cell", timeout=20
+    )
+    cell.click()
+    frame = dash_duo.wait_for_element("#traces-phoenix-frame", timeout=15)
+    assert "/phoenix/redirects/traces/" in frame.get_attribute("src")
+    dash_duo.driver.switch_to.frame(frame)
+    WebDriverWait(dash_duo.driver, 30).until(
+        lambda d: "ChatCompletion" in d.find_element("tag name", "body").text
+    )
+    dash_duo.driver.switch_to.default_content()
+
+    href = dash_duo.find_element("#traces-grid-export").get_attribute("href")
+    cookies = {c["name"]: c["value"] for c in dash_duo.driver.get_cookies()}
+    exported = requests.get(href, cookies=cookies, timeout=30)
+    assert len(list(csv.DictReader(io.StringIO(exported.text)))) == expected
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    dash_duo.driver.save_screenshot(str(SCREENSHOTS / "traces.png"))
+    assert dash_duo.get_logs() == []
+
+
+def _count_traces(app, query: dict[str, str]) -> int:
+    with get_services(app.server).sessions() as db:
+        spans = analytics.load_spans(db, parse_query(query)[0].to_filters())
+    return len(analytics.traces(spans))

@@ -1,0 +1,71 @@
+"""Callbacks every filtered page shares: filters to the URL, and live polling."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from dash import Input, Output, State, callback, no_update
+
+from components.live import create_live_status
+from services.filters import FilterState, parse_query
+from services.live import poll_watermark
+
+
+def state_from_search(search: str | None) -> FilterState:
+    """Read the filter state from a URL query string."""
+    parsed = {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items()}
+    return parse_query(parsed)[0]
+
+
+def register_filter_callbacks(page: str) -> None:
+    """Wire a page's filter bar to its URL and state store, and its live poll to the watermark."""
+
+    @callback(
+        Output(f"{page}-url", "search"),
+        Output(f"{page}-state", "data"),
+        Input(f"{page}-filter-project", "value"),
+        Input(f"{page}-filter-prompt", "value"),
+        Input(f"{page}-filter-versions", "value"),
+        Input(f"{page}-filter-model", "value"),
+        Input(f"{page}-filter-status", "value"),
+        Input(f"{page}-filter-range", "value"),
+        State(f"{page}-state", "data"),
+        prevent_initial_call=True,
+    )
+    def filters_to_url(
+        project: str | None,
+        prompt: str | None,
+        versions: list[str] | None,
+        model: str | None,
+        status: str | None,
+        time_range: str,
+        current: str | None,
+    ) -> Any:
+        """Write the filters into the URL, so the view can be shared, and into the store."""
+        previous = state_from_search(current)
+        state = FilterState(
+            project=project,
+            prompt=prompt,
+            versions=tuple(versions or ()),
+            model=model,
+            status=status,
+            range=time_range,
+            start=previous.start,
+            end=previous.end,
+        )
+        if state == previous:
+            return no_update, no_update
+        return state.query_string() or "?", state.query_string()
+
+    @callback(
+        Output(f"{page}-watermark", "data"),
+        Output(f"{page}-live-status", "children"),
+        Input(f"{page}-poll", "n_intervals"),
+        Input(f"{page}-live", "value"),
+        State(f"{page}-watermark", "data"),
+    )
+    def poll(_n: int | None, live: bool, seen: int | None) -> tuple[Any, Any]:
+        """Check our database for new data; redraws follow only when it moved."""
+        mark, state = poll_watermark(live, seen)
+        return (no_update if mark is None else mark), create_live_status(state, paused=not live)
