@@ -62,3 +62,52 @@ def create_histogram(values: pd.Series, title: str, x_title: str) -> go.Figure:
         yaxis_title="calls",
     )
     return figure
+
+
+def create_score_box(annotations: pd.DataFrame, title: str) -> go.Figure:
+    """Plot the score distribution per evaluator, a box per prompt version."""
+    scored = annotations.dropna(subset=["score"])
+    if scored.empty:
+        figure = create_empty_figure("No scored evaluations for these filters")
+        figure.update_layout(title=title)
+        return figure
+    figure = px.box(
+        scored.assign(prompt_version=scored["prompt_version"].fillna("(none)")),
+        x="name",
+        y="score",
+        color="prompt_version",
+        title=title,
+        labels={"name": "", "score": "score", "prompt_version": ""},
+    )
+    figure.update_layout(
+        height=300,
+        margin={"l": 40, "r": 10, "t": 40, "b": 30},
+        template="plotly_white",
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return figure
+
+
+def create_label_bars(fractions: pd.DataFrame, title: str) -> go.Figure:
+    """Plot label fractions per evaluator and prompt version as stacked bars."""
+    if fractions.empty:
+        figure = create_empty_figure("No labelled evaluations for these filters")
+        figure.update_layout(title=title)
+        return figure
+    frame = fractions.assign(group=fractions["name"] + " · " + fractions["prompt_version"])
+    figure = px.bar(
+        frame,
+        x="group",
+        y="fraction",
+        color="label",
+        title=title,
+        labels={"group": "", "fraction": "share", "label": ""},
+    )
+    figure.update_layout(
+        height=300,
+        margin={"l": 40, "r": 10, "t": 40, "b": 30},
+        template="plotly_white",
+        barmode="stack",
+        legend={"orientation": "h", "y": -0.3},
+    )
+    return figure

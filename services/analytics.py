@@ -470,3 +470,41 @@ def traces(spans: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
     result["status"] = result["is_error"].map({True: "ERROR", False: "OK"})
     return result.sort_values("start_time", ascending=False)[TRACE_COLUMNS]
+
+
+EVALUATION_COLUMNS = [
+    "span_id",
+    "prompt",
+    "prompt_version",
+    "name",
+    "annotator_kind",
+    "label",
+    "score",
+    "explanation",
+    "start_time",
+]
+
+
+def evaluation_trend(
+    annotations: pd.DataFrame, start: datetime | None = None, end: datetime | None = None
+) -> pd.DataFrame:
+    """Mean score per evaluator and time bucket."""
+    scored = annotations.dropna(subset=["score"])
+    if scored.empty:
+        return pd.DataFrame(columns=["bucket", "series", "mean_score"])
+    first = start or scored["start_time"].min().to_pydatetime()
+    last = end or scored["start_time"].max().to_pydatetime()
+    size = pd.Timedelta(bucket_size(first, last))
+    frame = scored.assign(bucket=scored["start_time"].dt.floor(size), series=scored["name"])
+    return frame.groupby(["bucket", "series"])["score"].mean().rename("mean_score").reset_index()
+
+
+def label_fractions(annotations: pd.DataFrame) -> pd.DataFrame:
+    """Share of each label per evaluator and prompt version."""
+    labelled = annotations.dropna(subset=["label"])
+    if labelled.empty:
+        return pd.DataFrame(columns=["name", "prompt_version", "label", "fraction"])
+    frame = labelled.assign(prompt_version=labelled["prompt_version"].fillna("(none)"))
+    counts = frame.groupby(["name", "prompt_version", "label"]).size()
+    fractions = counts / counts.groupby(level=["name", "prompt_version"]).transform("sum")
+    return fractions.rename("fraction").reset_index()

@@ -66,6 +66,12 @@ def trace_rows(db: Session, filters: Filters) -> Rows:
     return list(frame.columns), frame.itertuples(index=False, name=None)
 
 
+def evaluation_rows(db: Session, filters: Filters) -> Rows:
+    """Every evaluation of the filtered LLM calls."""
+    frame = analytics.load_annotations(db, filters)[analytics.EVALUATION_COLUMNS]
+    return list(frame.columns), frame.itertuples(index=False, name=None)
+
+
 def version_rows(db: Session, filters: Filters) -> Rows:
     """The per-version summary of the filtered calls."""
     frame = analytics.breakdown(
@@ -100,6 +106,7 @@ class ExportError(ValueError):
 EXPORTS: dict[str, Callable[[Session, Filters], Rows]] = {
     "llm-calls": llm_call_rows,
     "traces": trace_rows,
+    "evaluations": evaluation_rows,
     "versions": version_rows,
     "comparison": comparison_rows,
 }

@@ -118,3 +118,34 @@ def _count_traces(app, query: dict[str, str]) -> int:
     with get_services(app.server).sessions() as db:
         spans = analytics.load_spans(db, parse_query(query)[0].to_filters())
     return len(analytics.traces(spans))
+
+
+def test_evaluations_page_shows_scores_and_opens_the_span(dash_duo, synced_app) -> None:
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.start_server(synced_app, navigate=False)
+    _login(dash_duo, "/evaluations?project=support-bot")
+    with get_services(synced_app.server).sessions() as db:
+        expected = len(
+            analytics.load_annotations(db, parse_query({"project": "support-bot"})[0].to_filters())
+        )
+    assert expected > 0
+    dash_duo.wait_for_contains_text("#evaluations-table", f"{expected:,} evaluations", timeout=20)
+    assert "correctness" in dash_duo.find_element("#evaluations-scores").text
+    cell = dash_duo.wait_for_element(
+        "#evaluations-grid .ag-center-cols-container .ag-row .ag-cell", timeout=20
+    )
+    cell.click()
+    frame = dash_duo.wait_for_element("#evaluations-phoenix-frame", timeout=15)
+    assert "/phoenix/redirects/spans/" in frame.get_attribute("src")
+    dash_duo.driver.switch_to.frame(frame)
+    WebDriverWait(dash_duo.driver, 30).until(
+        lambda d: "ChatCompletion" in d.find_element("tag name", "body").text
+    )
+    dash_duo.driver.switch_to.default_content()
+    href = dash_duo.find_element("#evaluations-grid-export").get_attribute("href")
+    cookies = {c["name"]: c["value"] for c in dash_duo.driver.get_cookies()}
+    exported = requests.get(href, cookies=cookies, timeout=30)
+    assert len(list(csv.DictReader(io.StringIO(exported.text)))) == expected
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    dash_duo.driver.save_screenshot(str(SCREENSHOTS / "evaluations.png"))
+    assert dash_duo.get_logs() == []
