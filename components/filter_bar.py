@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from components.live import create_live_controls
 from services.filters import RANGES, STATUSES, FilterState
 
 
@@ -92,3 +95,28 @@ def create_filter_bar(
         ],
         className="mb-3",
     )
+
+
+def create_page_header(page: str, title: str, poll_interval_s: int) -> html.Div:
+    """Build a page's title row with its live controls."""
+    return html.Div(
+        [html.H2(title, className="h4 mb-0 me-auto"), create_live_controls(page, poll_interval_s)],
+        className="d-flex align-items-center mb-3",
+    )
+
+
+def create_filtered_page_top(
+    page: str,
+    title: str,
+    state: FilterState,
+    options: dict[str, list[str]],
+    problems: list[str],
+    poll_interval_s: int,
+) -> list[Any]:
+    """Build the header, filter bar, state store and message slot a filtered page starts with."""
+    return [
+        create_page_header(page, title, poll_interval_s),
+        create_filter_bar(page, state, options, problems),
+        dcc.Store(id=f"{page}-state", data=state.query_string()),
+        html.Div(id=f"{page}-message"),
+    ]

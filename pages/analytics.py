@@ -9,9 +9,8 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
 from components.charts import create_series_figure
-from components.filter_bar import create_filter_bar
+from components.filter_bar import create_filtered_page_top
 from components.kpis import create_kpi_cards
-from components.live import create_live_controls
 from components.table import create_data_table
 from pages._shared import register_filter_callbacks, state_from_search
 from services import analytics
@@ -51,16 +50,9 @@ def layout(**query: str) -> html.Div:
     ]
     return html.Div(
         [
-            html.Div(
-                [
-                    html.H2("Analytics", className="h4 mb-0 me-auto"),
-                    create_live_controls(PAGE, services.settings.poll_interval_s),
-                ],
-                className="d-flex align-items-center mb-3",
+            *create_filtered_page_top(
+                PAGE, "Analytics", state, options, problems, services.settings.poll_interval_s
             ),
-            create_filter_bar(PAGE, state, options, problems),
-            dcc.Store(id=f"{PAGE}-state", data=state.query_string()),
-            html.Div(id=f"{PAGE}-message"),
             dcc.Loading(html.Div(id=f"{PAGE}-kpis")),
             dbc.RadioItems(
                 id=f"{PAGE}-split",

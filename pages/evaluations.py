@@ -9,8 +9,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
 from components.charts import create_label_bars, create_score_box, create_series_figure
-from components.filter_bar import create_filter_bar
-from components.live import create_live_controls
+from components.filter_bar import create_filtered_page_top
 from components.phoenix_pane import create_phoenix_pane
 from components.table import create_data_table
 from pages._shared import register_filter_callbacks, state_from_search
@@ -42,16 +41,9 @@ def layout(**query: str) -> html.Div:
     ]
     return html.Div(
         [
-            html.Div(
-                [
-                    html.H2("Evaluations", className="h4 mb-0 me-auto"),
-                    create_live_controls(PAGE, services.settings.poll_interval_s),
-                ],
-                className="d-flex align-items-center mb-3",
+            *create_filtered_page_top(
+                PAGE, "Evaluations", state, options, problems, services.settings.poll_interval_s
             ),
-            create_filter_bar(PAGE, state, options, problems),
-            dcc.Store(id=f"{PAGE}-state", data=state.query_string()),
-            html.Div(id=f"{PAGE}-message"),
             dbc.Row(charts, className="g-3 mb-3"),
             dbc.Row(
                 [

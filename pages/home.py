@@ -8,8 +8,9 @@ from typing import Any
 import dash
 from dash import Input, Output, State, callback, html, no_update
 
+from components.filter_bar import create_page_header
 from components.kpis import create_kpi_cards
-from components.live import create_live_controls, create_live_status
+from components.live import create_live_status
 from components.phoenix_pane import create_phoenix_pane
 from components.phoenix_status import create_phoenix_status
 from services import analytics
@@ -26,13 +27,7 @@ def layout(**query: str) -> html.Div:
     """Render the home page."""
     settings = get_services().settings
     children: list[Any] = [
-        html.Div(
-            [
-                html.H2("Home", className="h4 mb-0 me-auto"),
-                create_live_controls("home", settings.poll_interval_s),
-            ],
-            className="d-flex align-items-center mb-3",
-        ),
+        create_page_header("home", "Home", settings.poll_interval_s),
         html.Div(create_phoenix_status(phoenix_status()), id="home-status"),
         html.H3("Last 24 hours", className="h6 text-body-secondary"),
         dash.dcc.Loading(html.Div(id="home-kpis"), type="dot"),

@@ -38,6 +38,39 @@ def _login(dash_duo, next_path: str) -> None:
     dash_duo.find_element("#login-submit").click()
 
 
+def _open_first_row_in_phoenix(dash_duo, page: str, path: str) -> None:
+    """Click the first row of the page's grid and wait for Phoenix to show it beside the table."""
+    cell = dash_duo.wait_for_element(
+        f"#{page}-grid .ag-center-cols-container .ag-row .ag-cell", timeout=20
+    )
+    cell.click()
+    frame = dash_duo.wait_for_element(f"#{page}-phoenix-frame", timeout=15)
+    assert path in frame.get_attribute("src")
+    dash_duo.driver.switch_to.frame(frame)
+    WebDriverWait(dash_duo.driver, 30).until(
+        lambda d: "ChatCompletion" in d.find_element("tag name", "body").text
+    )
+    dash_duo.driver.switch_to.default_content()
+
+
+def _exported_rows(dash_duo, link_selector: str, swap: tuple[str, str] | None = None) -> list:
+    """Download an export link with the browser's session and parse the CSV."""
+    href = dash_duo.find_element(link_selector).get_attribute("href")
+    if swap:
+        href = href.replace(*swap)
+    cookies = {c["name"]: c["value"] for c in dash_duo.driver.get_cookies()}
+    response = requests.get(href, cookies=cookies, timeout=30)
+    assert response.status_code == 200
+    return list(csv.DictReader(io.StringIO(response.text)))
+
+
+def _finish(dash_duo, name: str) -> None:
+    """Save the page's screenshot for the README and check the console stayed clean."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    dash_duo.driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    assert dash_duo.get_logs() == []
+
+
 def _count(app, query: dict[str, str]) -> int:
     with get_services(app.server).sessions() as db:
         return len(analytics.load_spans(db, parse_query(query)[0].to_filters()))
@@ -70,20 +103,13 @@ def test_analytics_filters_live_in_the_url_and_export_matches(dash_duo, synced_a
 
     # The export holds the whole filtered result, not the rows on screen.
     dash_duo.wait_for_element("#analytics-versions-table-export", timeout=20)
-    href = dash_duo.find_element("#analytics-versions-table-export").get_attribute("href")
-    cookies = {c["name"]: c["value"] for c in dash_duo.driver.get_cookies()}
-    versions = requests.get(href, cookies=cookies, timeout=30)
-    assert versions.status_code == 200
-    rows = list(csv.DictReader(io.StringIO(versions.text)))
+    rows = _exported_rows(dash_duo, "#analytics-versions-table-export")
     assert sum(int(r["count"]) for r in rows) == narrowed
-    calls = requests.get(
-        href.replace("/versions.csv", "/llm-calls.csv"), cookies=cookies, timeout=30
+    calls = _exported_rows(
+        dash_duo, "#analytics-versions-table-export", ("/versions.csv", "/llm-calls.csv")
     )
-    assert len(list(csv.DictReader(io.StringIO(calls.text)))) == narrowed
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    dash_duo.driver.save_screenshot(str(SCREENSHOTS / "analytics.png"))
-    assert dash_duo.get_logs() == []
+    assert len(calls) == narrowed
+    _finish(dash_duo, "analytics")
 
 
 def test_traces_page_opens_a_clicked_trace_in_phoenix(dash_duo, synced_app) -> None:
@@ -93,25 +119,9 @@ def test_traces_page_opens_a_clicked_trace_in_phoenix(dash_duo, synced_app) -> N
     dash_duo.wait_for_element("#traces-grid-export", timeout=20)
     expected = _count_traces(synced_app, {"project": "sales-email"})
     dash_duo.wait_for_contains_text("#traces-table", f"{expected:,} traces", timeout=20)
-    cell = dash_duo.wait_for_element(
-        "#traces-grid .ag-center-cols-container .ag-row .ag-cell", timeout=20
-    )
-    cell.click()
-    frame = dash_duo.wait_for_element("#traces-phoenix-frame", timeout=15)
-    assert "/phoenix/redirects/traces/" in frame.get_attribute("src")
-    dash_duo.driver.switch_to.frame(frame)
-    WebDriverWait(dash_duo.driver, 30).until(
-        lambda d: "ChatCompletion" in d.find_element("tag name", "body").text
-    )
-    dash_duo.driver.switch_to.default_content()
-
-    href = dash_duo.find_element("#traces-grid-export").get_attribute("href")
-    cookies = {c["name"]: c["value"] for c in dash_duo.driver.get_cookies()}
-    exported = requests.get(href, cookies=cookies, timeout=30)
-    assert len(list(csv.DictReader(io.StringIO(exported.text)))) == expected
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    dash_duo.driver.save_screenshot(str(SCREENSHOTS / "traces.png"))
-    assert dash_duo.get_logs() == []
+    _open_first_row_in_phoenix(dash_duo, "traces", "/phoenix/redirects/traces/")
+    assert len(_exported_rows(dash_duo, "#traces-grid-export")) == expected
+    _finish(dash_duo, "traces")
 
 
 def _count_traces(app, query: dict[str, str]) -> int:
@@ -131,21 +141,6 @@ def test_evaluations_page_shows_scores_and_opens_the_span(dash_duo, synced_app) 
     assert expected > 0
     dash_duo.wait_for_contains_text("#evaluations-table", f"{expected:,} evaluations", timeout=20)
     assert "correctness" in dash_duo.find_element("#evaluations-scores").text
-    cell = dash_duo.wait_for_element(
-        "#evaluations-grid .ag-center-cols-container .ag-row .ag-cell", timeout=20
-    )
-    cell.click()
-    frame = dash_duo.wait_for_element("#evaluations-phoenix-frame", timeout=15)
-    assert "/phoenix/redirects/spans/" in frame.get_attribute("src")
-    dash_duo.driver.switch_to.frame(frame)
-    WebDriverWait(dash_duo.driver, 30).until(
-        lambda d: "ChatCompletion" in d.find_element("tag name", "body").text
-    )
-    dash_duo.driver.switch_to.default_content()
-    href = dash_duo.find_element("#evaluations-grid-export").get_attribute("href")
-    cookies = {c["name"]: c["value"] for c in dash_duo.driver.get_cookies()}
-    exported = requests.get(href, cookies=cookies, timeout=30)
-    assert len(list(csv.DictReader(io.StringIO(exported.text)))) == expected
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    dash_duo.driver.save_screenshot(str(SCREENSHOTS / "evaluations.png"))
-    assert dash_duo.get_logs() == []
+    _open_first_row_in_phoenix(dash_duo, "evaluations", "/phoenix/redirects/spans/")
+    assert len(_exported_rows(dash_duo, "#evaluations-grid-export")) == expected
+    _finish(dash_duo, "evaluations")
