@@ -1,4 +1,4 @@
-"""Home: the Phoenix connection and the last 24 hours at a glance, kept live by polling."""
+"""Home: the Phoenix connection, the last 24 hours and 7 days at a glance, the top prompts."""
 
 from __future__ import annotations
 
@@ -6,74 +6,86 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dash
-from dash import Input, Output, State, callback, html, no_update
+from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components.filter_bar import create_page_header
-from components.kpis import create_kpi_cards
+from components.kpis import create_period_cards
 from components.live import create_live_status
 from components.phoenix_pane import create_phoenix_pane
 from components.phoenix_status import create_phoenix_status
+from components.top_prompts import create_top_prompts
 from services import analytics
 from services.container import get_services
-from services.live import live_state
+from services.live import poll_watermark
 from services.status import phoenix_status
 
 dash.register_page(
     __name__, path="/", name="Home", title="Home · Prompt Analytics", order=0, icon="bi-house"
 )
+PAGE = "home"
+WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
 
 
 def layout(**query: str) -> html.Div:
     """Render the home page."""
     settings = get_services().settings
     children: list[Any] = [
-        create_page_header("home", "Home", settings.poll_interval_s),
-        html.Div(create_phoenix_status(phoenix_status()), id="home-status"),
-        html.H3("Last 24 hours", className="h6 text-body-secondary"),
-        dash.dcc.Loading(html.Div(id="home-kpis"), type="dot"),
+        create_page_header(PAGE, "Home", settings.poll_interval_s),
+        dcc.Store(id=f"{PAGE}-watermark"),
+        html.Div(create_phoenix_status(phoenix_status()), id=f"{PAGE}-status"),
+        dcc.Loading(html.Div(id=f"{PAGE}-stats")),
+        html.H3("Top prompts, last 7 days", className="h6 text-body-secondary"),
+        dcc.Loading(html.Div(id=f"{PAGE}-top-prompts"), className="mb-3"),
     ]
     if settings.phoenix_enabled:
-        children.append(create_phoenix_pane("home-phoenix", "/projects", "Phoenix projects"))
+        children.append(create_phoenix_pane(f"{PAGE}-phoenix", "/projects", "Phoenix projects"))
     return html.Div(children)
 
 
-def quick_stats() -> analytics.Kpis:
-    """Compute the last 24 hours' KPIs, cached per watermark."""
+def home_data() -> dict[str, Any]:
+    """Compute both windows and the top prompts, cached per watermark and minute."""
     services = get_services()
-    start = datetime.now(UTC) - timedelta(hours=24)
-    # The window is rounded to the minute so every tab shares one cache entry.
-    start = start.replace(second=0, microsecond=0)
-    filters = analytics.Filters(start=start)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     with services.sessions() as db:
         mark = analytics.watermark(db)
 
-        def compute() -> analytics.Kpis:
-            return analytics.kpis(
-                analytics.load_spans(db, filters), analytics.load_annotations(db, filters)
-            )
+        def compute() -> dict[str, Any]:
+            week = analytics.Filters(start=now - WINDOWS["7d"])
+            return {
+                "stats": {k: analytics.period_stats(db, w, now) for k, w in WINDOWS.items()},
+                "top": analytics.top_prompts(
+                    analytics.load_spans(db, week), analytics.load_annotations(db, week)
+                ),
+            }
 
-        return analytics.cached("home-kpis", filters, mark, compute)
+        return analytics.cached("home", analytics.Filters(end=now), mark, compute)
 
 
 @callback(
-    Output("home-watermark", "data"),
-    Output("home-live-status", "children"),
-    Output("home-status", "children"),
-    Input("home-poll", "n_intervals"),
-    Input("home-live", "value"),
-    State("home-watermark", "data"),
+    Output(f"{PAGE}-watermark", "data"),
+    Output(f"{PAGE}-live-status", "children"),
+    Output(f"{PAGE}-status", "children"),
+    Input(f"{PAGE}-poll", "n_intervals"),
+    Input(f"{PAGE}-live", "value"),
+    State(f"{PAGE}-watermark", "data"),
 )
 def poll(_n: int | None, live: bool, seen: int | None) -> tuple[Any, Any, Any]:
-    """Check our own database for new data; never ask Phoenix from here."""
-    state = live_state()
-    status = create_live_status(state, paused=not live)
+    """Check our own database for new data; never ask Phoenix for data from here."""
+    mark, state = poll_watermark(live, seen)
     banner = create_phoenix_status(phoenix_status())
-    if not live or state.watermark == seen:
-        return no_update, status, banner
-    return state.watermark, status, banner
+    return (no_update if mark is None else mark), create_live_status(state, paused=not live), banner
 
 
-@callback(Output("home-kpis", "children"), Input("home-watermark", "data"))
-def redraw(_watermark: int | None) -> Any:
-    """Redraw the numbers, only when the watermark moved."""
-    return create_kpi_cards("home", quick_stats())
+@callback(
+    Output(f"{PAGE}-stats", "children"),
+    Output(f"{PAGE}-top-prompts", "children"),
+    Input(f"{PAGE}-watermark", "data"),
+)
+def redraw(_watermark: int | None) -> tuple[Any, Any]:
+    """Redraw the quick stats, only when the watermark moved."""
+    data = home_data()
+    stats = []
+    for key, title in (("24h", "Last 24 hours"), ("7d", "Last 7 days")):
+        stats.append(html.H3(title, className="h6 text-body-secondary"))
+        stats.append(create_period_cards(PAGE, key, data["stats"][key]))
+    return stats, create_top_prompts(PAGE, data["top"])

@@ -508,3 +508,44 @@ def label_fractions(annotations: pd.DataFrame) -> pd.DataFrame:
     counts = frame.groupby(["name", "prompt_version", "label"]).size()
     fractions = counts / counts.groupby(level=["name", "prompt_version"]).transform("sum")
     return fractions.rename("fraction").reset_index()
+
+
+@dataclass(frozen=True)
+class PeriodStats:
+    """A window's KPIs, the previous window's, and the window's series for sparklines."""
+
+    current: Kpis
+    previous: Kpis
+    series: pd.DataFrame
+
+
+def period_stats(db: Session, window: timedelta, now: datetime) -> PeriodStats:
+    """Compare the last `window` with the one before it."""
+    current = Filters(start=now - window)
+    previous = Filters(start=now - 2 * window, end=now - window)
+    spans = load_spans(db, current)
+    return PeriodStats(
+        current=kpis(spans, load_annotations(db, current)),
+        previous=kpis(load_spans(db, previous), load_annotations(db, previous)),
+        series=time_series(spans, start=current.start, end=now),
+    )
+
+
+def top_prompts(spans: pd.DataFrame, annotations: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
+    """Rank prompts by calls, with their error rate, p95 latency and mean score."""
+    columns = ["prompt", "calls", "error_rate", "p95_ms", "mean_score"]
+    named = spans.dropna(subset=["prompt"])
+    if named.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = named.assign(is_error=named["status"] == "ERROR").groupby("prompt")
+    result = pd.DataFrame(
+        {
+            "calls": grouped.size(),
+            "error_rate": grouped["is_error"].mean(),
+            "p95_ms": grouped["latency_ms"].quantile(0.95),
+        }
+    )
+    scores = annotations.dropna(subset=["score", "prompt"]).groupby("prompt")["score"].mean()
+    result["mean_score"] = scores.reindex(result.index)
+    ranked = result.sort_values("calls", ascending=False).head(limit)
+    return ranked.rename_axis("prompt").reset_index()[columns]

@@ -116,7 +116,7 @@ def test_gunicorn_serves_the_factory(settings) -> None:
             try:
                 response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.2)
         else:
             pytest.fail("gunicorn did not answer")
