@@ -13,10 +13,11 @@ import pandas as pd
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 from sqlalchemy.orm import Session
 
-from services import analytics
+from services import analytics, experiments
 from services.analytics import Filters
 from services.container import get_services
 from services.filters import parse_query
+from services.phoenix import PhoenixClient, PhoenixError
 
 # Spreadsheets run cells that start with these as formulas (OWASP "CSV injection").
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -99,6 +100,38 @@ def comparison_rows(db: Session, filters: Filters) -> Rows:
     return columns, rows
 
 
+def _phoenix() -> PhoenixClient:
+    phoenix = get_services().phoenix
+    if phoenix is None:
+        raise ExportError("The Phoenix integration is turned off.")
+    return phoenix
+
+
+def _pair() -> tuple[str, str]:
+    experiment_a, experiment_b = request.args.get("a", ""), request.args.get("b", "")
+    if not experiment_a or not experiment_b:
+        raise ExportError("An experiment comparison export needs a=… and b=….")
+    return experiment_a, experiment_b
+
+
+def experiment_rows(_db: Session, _filters: Filters) -> Rows:
+    """Every experiment of every dataset."""
+    frame = experiments.experiments_table(_phoenix())[experiments.EXPERIMENT_COLUMNS]
+    return list(frame.columns), frame.itertuples(index=False, name=None)
+
+
+def experiment_delta_rows(_db: Session, _filters: Filters) -> Rows:
+    """Mean score per evaluator, B minus A."""
+    frame = experiments.compare(_phoenix(), *_pair()).deltas
+    return list(frame.columns), frame.itertuples(index=False, name=None)
+
+
+def experiment_example_rows(_db: Session, _filters: Filters) -> Rows:
+    """Each example's inputs, outputs and scores in both experiments."""
+    frame = experiments.compare(_phoenix(), *_pair()).examples
+    return list(frame.columns), frame.itertuples(index=False, name=None)
+
+
 class ExportError(ValueError):
     """The export request is incomplete; the message says what is missing."""
 
@@ -109,6 +142,9 @@ EXPORTS: dict[str, Callable[[Session, Filters], Rows]] = {
     "evaluations": evaluation_rows,
     "versions": version_rows,
     "comparison": comparison_rows,
+    "experiments": experiment_rows,
+    "experiment-deltas": experiment_delta_rows,
+    "experiment-examples": experiment_example_rows,
 }
 
 
@@ -136,6 +172,9 @@ def export_csv(page: str, kind: str) -> Response:
     except ExportError as exc:
         db.close()
         return _error(400, str(exc))
+    except PhoenixError as exc:
+        db.close()
+        return _error(502, f"Phoenix: {exc}")
 
     def generate() -> Iterator[bytes]:
         try:

@@ -144,3 +144,25 @@ def test_evaluations_page_shows_scores_and_opens_the_span(dash_duo, synced_app) 
     _open_first_row_in_phoenix(dash_duo, "evaluations", "/phoenix/redirects/spans/")
     assert len(_exported_rows(dash_duo, "#evaluations-grid-export")) == expected
     _finish(dash_duo, "evaluations")
+
+
+def test_experiments_page_compares_two_experiments(dash_duo, synced_app, demo_loaded) -> None:
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.start_server(synced_app, navigate=False)
+    _login(dash_duo, "/experiments")
+    dash_duo.wait_for_contains_text("#experiments-grid", "support-answer-v1", timeout=20)
+    first, second = demo_loaded.experiment_ids[:2]
+    dash_duo.driver.get(f"{dash_duo.server.url}/experiments?a={first}&b={second}")
+    dash_duo.wait_for_contains_text("#experiments-deltas", "exact_match", timeout=30)
+    assert "relevance" in dash_duo.find_element("#experiments-deltas").text
+    frame = dash_duo.wait_for_element("#experiments-phoenix-frame", timeout=15)
+    assert "/compare?experimentId=" in frame.get_attribute("src")
+    dash_duo.driver.switch_to.frame(frame)
+    WebDriverWait(dash_duo.driver, 30).until(
+        lambda d: "support-answer-v1" in d.find_element("tag name", "body").text
+    )
+    dash_duo.driver.switch_to.default_content()
+    examples = _exported_rows(dash_duo, "#experiments-examples-export")
+    assert len(examples) == 12
+    assert len(_exported_rows(dash_duo, "#experiments-grid-export")) >= 2
+    _finish(dash_duo, "experiments")
