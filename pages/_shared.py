@@ -58,6 +58,12 @@ def register_filter_callbacks(page: str) -> None:
             return no_update, no_update
         return state.query_string() or "?", state.query_string()
 
+    register_live_callback(page)
+
+
+def register_live_callback(page: str) -> None:
+    """Poll our database for a page; its redraws follow only when the watermark moved."""
+
     @callback(
         Output(f"{page}-watermark", "data"),
         Output(f"{page}-live-status", "children"),

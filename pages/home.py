@@ -31,7 +31,6 @@ def layout(**query: str) -> html.Div:
     settings = get_services().settings
     children: list[Any] = [
         create_page_header(PAGE, "Home", settings.poll_interval_s),
-        dcc.Store(id=f"{PAGE}-watermark"),
         html.Div(create_phoenix_status(phoenix_status()), id=f"{PAGE}-status"),
         dcc.Loading(html.Div(id=f"{PAGE}-stats")),
         html.H3("Top prompts, last 7 days", className="h6 text-body-secondary"),

@@ -71,7 +71,7 @@ def _as_int(value: Any) -> int:
         return 0
 
 
-def _registry_text(template: JSON) -> str:
+def registry_text(template: JSON) -> str:
     """Flatten a registry template to the text a span's `llm.prompt_template.template` holds."""
     if template.get("type") == "string":
         return str(template.get("template", ""))
@@ -157,7 +157,7 @@ class PromptSync:
         for prompt in self.phoenix.prompts():
             versions = self.phoenix.prompt_versions(prompt["id"])
             for index, version in enumerate(reversed(versions), start=1):
-                text = _registry_text(version.get("template") or {})
+                text = registry_text(version.get("template") or {})
                 if not text:
                     continue
                 metadata = version.get("metadata") or {}

@@ -166,3 +166,23 @@ def test_experiments_page_compares_two_experiments(dash_duo, synced_app, demo_lo
     assert len(examples) == 12
     assert len(_exported_rows(dash_duo, "#experiments-grid-export")) >= 2
     _finish(dash_duo, "experiments")
+
+
+def test_playground_shows_a_prompt_version_its_traffic_and_phoenix(dash_duo, synced_app) -> None:
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.start_server(synced_app, navigate=False)
+    _login(dash_duo, "/playground?prompt=support-answer")
+    dash_duo.wait_for_contains_text("#playground-template", "{question}", timeout=20)
+    assert "production" in dash_duo.find_element("#playground-detail").text
+    WebDriverWait(dash_duo.driver, 20).until(
+        lambda d: "support-answer" in d.current_url and "version=" in d.current_url
+    )
+    dash_duo.wait_for_element("#playground-kpi-count", timeout=20)
+    frame = dash_duo.wait_for_element("#playground-phoenix-frame", timeout=15)
+    assert "/phoenix/playground?promptId=" in frame.get_attribute("src")
+    dash_duo.driver.switch_to.frame(frame)
+    WebDriverWait(dash_duo.driver, 30).until(
+        lambda d: "support-answer" in d.find_element("tag name", "body").text
+    )
+    dash_duo.driver.switch_to.default_content()
+    _finish(dash_duo, "playground")

@@ -1,0 +1,214 @@
+"""Playground: a registry prompt version, its template and tags, its live traffic and metrics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, dcc, html
+
+from components.filter_bar import create_page_header
+from components.kpis import create_kpi_cards
+from components.phoenix_pane import create_phoenix_pane
+from components.table import create_data_table
+from pages._shared import register_live_callback
+from services import analytics, prompts
+from services.container import get_services
+from services.phoenix import PhoenixError
+
+dash.register_page(
+    __name__,
+    path="/playground",
+    name="Playground",
+    title="Playground · Prompt Analytics",
+    order=50,
+    icon="bi-play-circle",
+    needs_phoenix=True,
+)
+PAGE = "playground"
+RECENT = timedelta(hours=24)
+
+
+def layout(**query: str) -> html.Div:
+    """Render the prompt and version pickers for the prompt named in the URL."""
+    services = get_services()
+    header = create_page_header(PAGE, "Playground", services.settings.poll_interval_s)
+    if services.phoenix is None:
+        return html.Div(
+            [
+                header,
+                dbc.Alert(
+                    "The Phoenix integration is turned off.", color="secondary", id=f"{PAGE}-off"
+                ),
+            ]
+        )
+    try:
+        registry = prompts.registry(services.phoenix)
+    except PhoenixError as exc:
+        return html.Div(
+            [
+                header,
+                dbc.Alert(f"Phoenix can't be reached: {exc}", color="danger", id=f"{PAGE}-error"),
+            ]
+        )
+    names = [p["name"] for p in registry]
+    chosen = query.get("prompt") if query.get("prompt") in names else (names[0] if names else None)
+    return html.Div(
+        [
+            header,
+            dcc.Location(id=f"{PAGE}-url", refresh=False),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        dcc.Dropdown(
+                            id=f"{PAGE}-prompt",
+                            options=names,
+                            value=chosen,
+                            clearable=False,
+                            placeholder="Prompt",
+                        ),
+                        md=4,
+                    ),
+                    dbc.Col(
+                        dcc.Dropdown(
+                            id=f"{PAGE}-version",
+                            value=query.get("version"),
+                            clearable=False,
+                            placeholder="Version",
+                        ),
+                        md=4,
+                    ),
+                ],
+                className="g-2 mb-3",
+            ),
+            html.Div(id=f"{PAGE}-detail"),
+            dcc.Loading(html.Div(id=f"{PAGE}-metrics")),
+            html.Div(id=f"{PAGE}-pane"),
+        ]
+    )
+
+
+register_live_callback(PAGE)
+
+
+def _find(prompt_name: str | None) -> dict[str, Any] | None:
+    phoenix = get_services().phoenix
+    if phoenix is None or not prompt_name:
+        return None
+    return next((p for p in prompts.registry(phoenix) if p["name"] == prompt_name), None)
+
+
+@callback(
+    Output(f"{PAGE}-version", "options"),
+    Output(f"{PAGE}-version", "value"),
+    Input(f"{PAGE}-prompt", "value"),
+    State(f"{PAGE}-version", "value"),
+)
+def versions(prompt_name: str | None, current: str | None) -> tuple[Any, Any]:
+    """Offer the chosen prompt's versions, newest first."""
+    prompt = _find(prompt_name)
+    if prompt is None:
+        return [], None
+    options = [
+        {"label": f"{v.get('description') or v['id']}", "value": v["id"]}
+        for v in prompt["versions"]
+    ]
+    ids = [o["value"] for o in options]
+    return options, current if current in ids else (ids[0] if ids else None)
+
+
+@callback(
+    Output(f"{PAGE}-detail", "children"),
+    Output(f"{PAGE}-pane", "children"),
+    Output(f"{PAGE}-url", "search"),
+    Input(f"{PAGE}-version", "value"),
+    State(f"{PAGE}-prompt", "value"),
+)
+def show_version(version_id: str | None, prompt_name: str | None) -> tuple[Any, Any, Any]:
+    """Show the template and tags, embed Phoenix's playground, and keep the URL in step."""
+    prompt = _find(prompt_name)
+    version = next((v for v in (prompt or {}).get("versions", []) if v["id"] == version_id), None)
+    services = get_services()
+    if prompt is None or version is None or services.phoenix is None:
+        return html.P("Pick a prompt and version.", className="text-body-secondary"), None, ""
+    with services.sessions() as db:
+        detail = prompts.version_detail(services.phoenix, db, prompt, version)
+    card = dbc.Card(
+        dbc.CardBody(
+            [
+                html.Div(
+                    [
+                        html.Span(detail.prompt_name, className="fw-semibold me-2"),
+                        *[dbc.Badge(t, color="info", className="me-1") for t in detail.tags],
+                        html.Span(
+                            f"synced as {detail.label}" if detail.label else "no traffic yet",
+                            className="small text-body-secondary ms-2",
+                        ),
+                    ],
+                    className="mb-2",
+                ),
+                html.Pre(
+                    detail.template,
+                    id=f"{PAGE}-template",
+                    className="mb-0 small",
+                    style={"whiteSpace": "pre-wrap"},
+                ),
+            ]
+        ),
+        className="mb-3",
+    )
+    pane_path = "/playground?" + urlencode(
+        [("promptId", detail.prompt_id), ("promptVersionId", detail.version_id)]
+    )
+    pane = create_phoenix_pane(f"{PAGE}-phoenix", pane_path, "Phoenix playground", 720)
+    search = "?" + urlencode([("prompt", detail.prompt_name), ("version", detail.version_id)])
+    return card, pane, search
+
+
+@callback(
+    Output(f"{PAGE}-metrics", "children"),
+    Input(f"{PAGE}-watermark", "data"),
+    Input(f"{PAGE}-version", "value"),
+    State(f"{PAGE}-prompt", "value"),
+)
+def metrics(_mark: int | None, version_id: str | None, prompt_name: str | None) -> Any:
+    """Show the version's metrics and its recent traces, redrawn when new data arrives."""
+    prompt = _find(prompt_name)
+    version = next((v for v in (prompt or {}).get("versions", []) if v["id"] == version_id), None)
+    services = get_services()
+    if prompt is None or version is None or services.phoenix is None:
+        return None
+    with services.sessions() as db:
+        detail = prompts.version_detail(services.phoenix, db, prompt, version)
+        if detail.label is None:
+            return dbc.Alert(
+                "No traffic for this version has synced yet.", color="info", id=f"{PAGE}-empty"
+            )
+        filters = analytics.Filters(
+            prompt=detail.prompt_name, versions=(detail.label,), start=datetime.now(UTC) - RECENT
+        )
+        spans = analytics.load_spans(db, filters)
+        annotations = analytics.load_annotations(db, filters)
+    recent = analytics.traces(spans).head(50)
+    query = "?" + urlencode(
+        [("prompt", detail.prompt_name), ("versions", detail.label), ("range", "24h")]
+    )
+    return html.Div(
+        [
+            html.H3("Last 24 hours", className="h6 text-body-secondary"),
+            create_kpi_cards(PAGE, analytics.kpis(spans, annotations)),
+            create_data_table(
+                f"{PAGE}-grid",
+                recent.assign(start_time=recent["start_time"].astype(str))
+                .round(1)
+                .to_dict("records"),
+                analytics.TRACE_COLUMNS,
+                export_href=f"/api/export/{PAGE}/traces.csv{query}",
+                title="Recent traces",
+                row_id="trace_id",
+            ),
+        ]
+    )
