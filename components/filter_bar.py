@@ -120,3 +120,11 @@ def create_filtered_page_top(
         dcc.Store(id=f"{page}-state", data=state.query_string()),
         html.Div(id=f"{page}-message"),
     ]
+
+
+def create_empty_notice(page: str, message: str | None, empty: bool, what: str) -> Any:
+    """Say why a page shows nothing: an unknown filter value, or no matching data yet."""
+    if not message and not empty:
+        return None
+    text = message or f"No {what} match these filters yet."
+    return dbc.Alert(text, color="info", id=f"{page}-empty")

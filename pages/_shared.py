@@ -8,6 +8,8 @@ from urllib.parse import parse_qs
 from dash import Input, Output, State, callback, no_update
 
 from components.live import create_live_status
+from services import analytics
+from services.container import get_services
 from services.filters import FilterState, parse_query
 from services.live import poll_watermark
 
@@ -57,6 +59,18 @@ def register_filter_callbacks(page: str) -> None:
         if state == previous:
             return no_update, no_update
         return state.query_string() or "?", state.query_string()
+
+    @callback(
+        Output(f"{page}-filter-versions", "options"),
+        Input(f"{page}-filter-prompt", "value"),
+        State(f"{page}-filter-versions", "value"),
+        prevent_initial_call=True,
+    )
+    def versions_for_prompt(prompt: str | None, chosen: list[str] | None) -> list[str]:
+        """Offer only the chosen prompt's versions, keeping any already picked."""
+        with get_services().sessions() as db:
+            versions = analytics.filter_options(db, prompt)["versions"]
+        return versions + [v for v in chosen or [] if v not in versions]
 
     register_live_callback(page)
 

@@ -9,7 +9,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
 from components.charts import create_series_figure
-from components.filter_bar import create_filtered_page_top
+from components.filter_bar import create_empty_notice, create_filtered_page_top
 from components.kpis import create_kpi_cards
 from components.table import create_data_table
 from pages._shared import register_filter_callbacks, state_from_search
@@ -124,11 +124,7 @@ def redraw(_mark: int | None, split: str, search: str | None) -> tuple[Any, ...]
     latency = series.melt(id_vars=["bucket", "series"], value_vars=["p50_ms", "p95_ms", "p99_ms"])
     latency = latency.assign(series=latency["series"] + " " + latency["variable"].str[:3])
     versions = analytics.breakdown(spans, annotations, "prompt_version")
-    notice = None
-    if message or spans.empty:
-        notice = dbc.Alert(
-            message or "No LLM calls match these filters yet.", color="info", id=f"{PAGE}-empty"
-        )
+    notice = create_empty_notice(PAGE, message, spans.empty, "LLM calls")
     table = create_data_table(
         f"{PAGE}-versions-table",
         versions.round(4).to_dict("records"),

@@ -9,7 +9,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
 from components.charts import create_label_bars, create_score_box, create_series_figure
-from components.filter_bar import create_filtered_page_top
+from components.filter_bar import create_empty_notice, create_filtered_page_top
 from components.phoenix_pane import create_phoenix_pane
 from components.table import create_data_table
 from pages._shared import register_filter_callbacks, state_from_search
@@ -75,11 +75,7 @@ def redraw(_mark: int | None, search: str | None) -> tuple[Any, ...]:
     with get_services().sessions() as db:
         message = analytics.unknown_filter_message(db, filters)
         annotations = analytics.load_annotations(db, filters)
-    notice = None
-    if message or annotations.empty:
-        notice = dbc.Alert(
-            message or "No evaluations match these filters yet.", color="info", id=f"{PAGE}-empty"
-        )
+    notice = create_empty_notice(PAGE, message, annotations.empty, "evaluations")
     rows = annotations.sort_values("start_time", ascending=False)[analytics.EVALUATION_COLUMNS]
     shown = rows.head(ROW_LIMIT).assign(
         start_time=rows["start_time"].astype(str),

@@ -9,7 +9,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
 from components.charts import create_histogram, create_series_figure
-from components.filter_bar import create_filtered_page_top
+from components.filter_bar import create_empty_notice, create_filtered_page_top
 from components.phoenix_pane import create_phoenix_pane
 from components.table import create_data_table
 from pages._shared import register_filter_callbacks, state_from_search
@@ -78,11 +78,7 @@ def redraw(_mark: int | None, search: str | None) -> tuple[Any, ...]:
         spans = analytics.load_spans(db, filters)
     rows = analytics.traces(spans)
     volume = analytics.time_series(spans, start=filters.start, end=filters.end)
-    notice = None
-    if message or spans.empty:
-        notice = dbc.Alert(
-            message or "No traces match these filters yet.", color="info", id=f"{PAGE}-empty"
-        )
+    notice = create_empty_notice(PAGE, message, spans.empty, "traces")
     shown = rows.head(ROW_LIMIT).assign(start_time=rows["start_time"].astype(str))
     table = create_data_table(
         f"{PAGE}-grid",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from typing import Any
 
@@ -50,3 +51,21 @@ def test_phoenix_pages_leave_the_navbar_when_the_flag_is_off(settings) -> None:
         for link in create_nav_links(dash.page_registry.values(), phoenix_enabled=True)
     ]
     assert {"Experiments", "Playground"} <= set(everything)
+
+
+# Each page's redraw callback, called with an unknown project in the URL.
+REDRAW_ARGS = {
+    "traces": (None, "?project=nope"),
+    "evaluations": (None, "?project=nope"),
+    "analytics": (None, "prompt_version", "?project=nope"),
+}
+
+
+@pytest.mark.parametrize("page", sorted(REDRAW_ARGS))
+def test_an_unknown_filter_gives_a_friendly_empty_state(settings, page: str) -> None:
+    app = create_app(settings)
+    with app.server.test_request_context("/"):
+        outputs = sys.modules[f"pages.{page}"].redraw(*REDRAW_ARGS[page])
+    notice = outputs[-1]
+    assert notice.id == f"{page}-empty"
+    assert notice.children == "No project named 'nope' has synced data yet."
