@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ UNVERSIONED = "unversioned"
 # Annotations arrive after their spans: re-read them for spans synced this recently.
 ANNOTATION_REFRESH = timedelta(hours=24)
 ANNOTATION_REFRESH_MAX_SPANS = 5000
+REGISTRY_MAX_AGE_S = 60.0
 
 
 def record_failure(sessions: sessionmaker[Session], error: Exception) -> None:
@@ -147,11 +149,15 @@ class PromptSync:
         self.sessions = sessions
         self.page_size = page_size
         self._registry: dict[str, RegistryEntry] = {}
+        self._registry_read_at = float("-inf")
 
     # Registry ---------------------------------------------------------------------------------
 
-    def load_registry(self) -> None:
+    def load_registry(self, max_age_s: float = REGISTRY_MAX_AGE_S) -> None:
         """Map template hashes to registry prompts, and record every registry version."""
+        # The registry changes rarely; reading it on every 5 s tick costs 1 + N requests.
+        if time.monotonic() - self._registry_read_at < max_age_s:
+            return
         registry: dict[str, RegistryEntry] = {}
         texts: dict[str, str] = {}
         for prompt in self.phoenix.prompts():
@@ -165,6 +171,7 @@ class PromptSync:
                 registry[template_hash(text)] = RegistryEntry(prompt["name"], prompt["id"], label)
                 texts[template_hash(text)] = text
         self._registry = registry
+        self._registry_read_at = time.monotonic()
         # Registry prompts are prompts too, even before any span uses them.
         with self.sessions.begin() as db:
             for digest, entry in registry.items():
@@ -404,6 +411,7 @@ class PromptSync:
             for model in (PromptEvaluation, PromptTrace, AnnotationFact, SpanFact, SyncState):
                 db.execute(delete(model))
             db.execute(update(SyncStatus).values(watermark=SyncStatus.watermark + 1))
+        self._registry_read_at = float("-inf")
         return self.tick()
 
 

@@ -41,16 +41,13 @@ def sync_phoenix(scratch_phoenix: PhoenixServer) -> PhoenixServer:
 def phoenix_truth(url: str) -> dict[str, int]:
     """Count in Phoenix itself what the sync should have recorded."""
     px = PhoenixClient(url)
-    llm = [
-        span
-        for project in PROJECT_NAMES
-        for span in px.spans(project, SpanQuery(span_kinds=["LLM"]))
-    ]
+    by_project = {p: list(px.spans(p, SpanQuery(span_kinds=["LLM"]))) for p in PROJECT_NAMES}
+    llm = [span for spans in by_project.values() for span in spans]
     prompted = [s for s in llm if s["attributes"].get(TEMPLATE)]
     annotations = [
         a
-        for project in PROJECT_NAMES
-        for a in px.span_annotations(project, [s["context"]["span_id"] for s in llm if s in llm])
+        for project, spans in by_project.items()
+        for a in px.span_annotations(project, [s["context"]["span_id"] for s in spans])
     ]
     return {
         "span_facts": len(llm),
