@@ -14,6 +14,7 @@ from typing import ClassVar
 import pytest
 import requests
 import sqlalchemy as sa
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
 from app import create_app
@@ -131,13 +132,22 @@ def test_new_spans_appear_on_the_home_page_without_a_reload(dash_duo, settings, 
 
     def shown() -> int:
         # The card is briefly empty while dcc.Loading redraws it.
-        elements = dash_duo.driver.find_elements("css selector", "#home-24h-count")
-        text = elements[0].text.replace(",", "") if elements else ""
+        try:
+            elements = dash_duo.driver.find_elements("css selector", "#home-24h-count")
+            text = elements[0].text.replace(",", "") if elements else ""
+        except StaleElementReferenceException:  # replaced while we read it
+            return -1
         return int(text) if text.isdigit() else -1
 
-    # Wait for the first sync to land before taking the baseline.
+    # Wait for the first sync to finish (its watermark then redraws the cards) before the baseline.
+    WebDriverWait(dash_duo.driver, 60).until(
+        lambda d: (
+            "Synced" in d.find_element("css selector", "#home-live-status").text
+            and "never" not in d.find_element("css selector", "#home-live-status").text
+        )
+    )
     WebDriverWait(dash_duo.driver, 30).until(lambda d: shown() > 0)
-    time.sleep(2)
+    time.sleep(3)
     before = shown()
     send_traces(
         scratch_phoenix.url, count=5, seed=7000 + os.getpid() % 1000, window=timedelta(minutes=30)
