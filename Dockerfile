@@ -1,21 +1,42 @@
 # The dashboard under gunicorn, as a non-root user.
-FROM python:3.11-slim AS base
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+#   docker build -t prompt-dashboard .
+# The builder installs the dependencies into a virtual environment; the final stage gets only
+# that environment and the application code, no pip cache and no build files.
+FROM python:3.11-slim AS builder
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /build
+COPY pyproject.toml ./
+# Only the runtime dependencies named in pyproject.toml: this layer is rebuilt only when they change.
+RUN python -m venv /opt/venv \
+ && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+ && /opt/venv/bin/pip install -r requirements.txt
+
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONPATH=/app \
+    PATH=/opt/venv/bin:$PATH \
+    PORT=8050 \
+    GUNICORN_WORKERS=2
+RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home dashboard
+COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# The code stays owned by root: the app user can read it but not change it.
 COPY app.py settings.py alembic.ini ./
-COPY pages ./pages
-COPY components ./components
-COPY services ./services
 COPY db ./db
-COPY devtools ./devtools
+COPY services ./services
+COPY components ./components
+COPY pages ./pages
 COPY templates ./templates
 COPY assets ./assets
-RUN pip install . && useradd --system --uid 10001 --home /app dashboard && chown -R dashboard /app
+# devtools.phoenix makes the Phoenix API keys (`python -m devtools.phoenix keys ...`).
+COPY devtools ./devtools
+# Only instance/ is writable: the SQLite default, for a single container without DATABASE_URL.
+RUN mkdir instance && chown dashboard:dashboard instance
 USER dashboard
-ENV GUNICORN_WORKERS=2 PORT=8050
 EXPOSE 8050
-HEALTHCHECK --interval=15s --timeout=3s --retries=5 \
-  CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz', timeout=2)"
-# Migrate, then serve; the factory is built once per worker.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=5 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8050'), timeout=2)"]
+# Migrate, then serve. Every replica runs the migration; Alembic's version table keeps a second
+# run a no-op. More gunicorn flags go in GUNICORN_CMD_ARGS (gunicorn reads it itself).
 CMD ["sh", "-c", "alembic upgrade head && exec gunicorn --bind 0.0.0.0:${PORT} --workers ${GUNICORN_WORKERS} --access-logfile - app:server"]

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PHOENIX_VERSION := 20.26.1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint migrate venv phoenix-venv system-deps demo-stop secret clean
+.PHONY: demo test lint migrate venv phoenix-venv system-deps demo-stop secret env clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -45,6 +45,10 @@ test: venv phoenix-venv system-deps lint
 
 secret:
 	@$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(48))"
+
+# .env for docker-compose.yml: .env.example with fresh secrets. Never overwrites an existing .env.
+env:
+	@$(PYTHON) scripts/make_env.py
 
 clean:
 	rm -rf .tmp .pytest_cache .mypy_cache .ruff_cache

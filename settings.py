@@ -124,6 +124,9 @@ class Settings:
     session_lifetime_minutes: int = _env(
         "SESSION_LIFETIME_MINUTES", _positive_int, "Idle time before a login expires."
     )
+    session_cookie_secure: bool = _env(
+        "SESSION_COOKIE_SECURE", _parse_bool, "Send the session cookie over HTTPS only."
+    )
     login_max_failures: int = _env(
         "LOGIN_MAX_FAILURES", _positive_int, "Failed logins per account or address per window."
     )
@@ -159,6 +162,7 @@ class Settings:
             "PHOENIX_CONNECT_TIMEOUT_S": "3",
             "PHOENIX_READ_TIMEOUT_S": "15",
             "SESSION_LIFETIME_MINUTES": "720",
+            "SESSION_COOKIE_SECURE": "false",
             "LOGIN_MAX_FAILURES": "5",
             "LOGIN_WINDOW_S": "300",
             "POLL_INTERVAL_S": "5",
