@@ -17,6 +17,7 @@ from flask import Flask, Response, send_from_directory
 from flask_login import current_user
 from werkzeug.routing import Map
 
+from components import table
 from components.shell import create_navbar, create_shell
 from db.migrate import DatabaseNotMigrated, ensure_migrated
 from db.session import make_engine, make_session_factory
@@ -57,6 +58,9 @@ def create_server(settings: Settings) -> Flask:
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        REMEMBER_COOKIE_SECURE=settings.session_cookie_secure,
+        REMEMBER_COOKIE_HTTPONLY=True,
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_lifetime_minutes),
         SESSION_REFRESH_EACH_REQUEST=True,
         TESTING=settings.testing,
@@ -128,6 +132,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
         return create_shell(navbar)
 
     app.layout = serve_layout
+    table.init_app(app)
     # Dash raises on an unknown component-suite path; that is a client's 404, not our 500.
     server.register_error_handler(
         DependencyException, lambda _exc: Response("Not found\n", 404, mimetype="text/plain")

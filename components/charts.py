@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+from dash import dcc
 
 LEGEND_BELOW = {"orientation": "h", "y": -0.2}
 
@@ -85,3 +86,17 @@ def create_label_bars(fractions: pd.DataFrame, title: str) -> go.Figure:
         labels={"group": "", "fraction": "share", "label": ""},
     )
     return _styled(figure, height=300, barmode="stack", legend={"orientation": "h", "y": -0.3})
+
+
+CHART_HEIGHT_PX = 300
+
+
+def create_chart_slot(graph_id: str) -> dcc.Loading:
+    """Build a chart's place with a spinner, sized up front so nothing below it jumps."""
+    return dcc.Loading(
+        dcc.Graph(
+            id=graph_id,
+            style={"minHeight": f"{CHART_HEIGHT_PX}px"},
+            config={"displaylogo": False},
+        )
+    )

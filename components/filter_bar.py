@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -9,6 +10,7 @@ from dash import dcc, html
 
 from components.live import create_live_controls
 from services.filters import RANGES, STATUSES, FilterState
+from services.live import LiveState
 
 
 def _with_current(options: list[str], value: str | list[str] | None) -> list[str]:
@@ -48,7 +50,7 @@ def create_filter_bar(
 ) -> html.Div:
     """Build the filter bar for a page, showing the current state and any ignored values."""
     range_options: list[dict[str, object]] = [{"label": key, "value": key} for key in RANGES]
-    range_options.append({"label": "custom", "value": "custom", "disabled": True})
+    range_options.append({"label": "custom", "value": "custom"})
     return html.Div(
         [
             dcc.Location(id=f"{page}-url", refresh=False),
@@ -83,6 +85,7 @@ def create_filter_bar(
                 ],
                 className="g-2 mb-2",
             ),
+            create_custom_range(page, state),
             *[
                 dbc.Alert(
                     problem,
@@ -97,10 +100,51 @@ def create_filter_bar(
     )
 
 
-def create_page_header(page: str, title: str, poll_interval_s: int) -> html.Div:
+def _local(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if moment else None
+
+
+def create_custom_range(page: str, state: FilterState) -> dbc.Row:
+    """Build the start and end inputs (UTC) that the custom time range shows."""
+    fields = [
+        dbc.Col(
+            dbc.InputGroup(
+                [
+                    dbc.InputGroupText(label),
+                    dbc.Input(
+                        id=f"{page}-filter-{name}",
+                        type="datetime-local",
+                        value=_local(value),
+                        # Typing a date fires once, when the field loses focus or on Enter.
+                        debounce=True,
+                    ),
+                ],
+                size="sm",
+            ),
+            xs=12,
+            md=4,
+            lg=3,
+        )
+        for name, label, value in (
+            ("start", "From (UTC)", state.start),
+            ("end", "To (UTC)", state.end),
+        )
+    ]
+    return dbc.Row(
+        fields,
+        id=f"{page}-filter-custom",
+        className="g-2 mb-2",
+        style=None if state.range == "custom" else {"display": "none"},
+    )
+
+
+def create_page_header(page: str, title: str, poll_interval_s: int, live: LiveState) -> html.Div:
     """Build a page's title row with its live controls."""
     return html.Div(
-        [html.H2(title, className="h4 mb-0 me-auto"), create_live_controls(page, poll_interval_s)],
+        [
+            html.H2(title, className="h4 mb-0 me-auto"),
+            create_live_controls(page, poll_interval_s, live),
+        ],
         className="d-flex align-items-center mb-3",
     )
 
@@ -112,10 +156,11 @@ def create_filtered_page_top(
     options: dict[str, list[str]],
     problems: list[str],
     poll_interval_s: int,
+    live: LiveState,
 ) -> list[Any]:
     """Build the header, filter bar, state store and message slot a filtered page starts with."""
     return [
-        create_page_header(page, title, poll_interval_s),
+        create_page_header(page, title, poll_interval_s, live),
         create_filter_bar(page, state, options, problems),
         dcc.Store(id=f"{page}-state", data=state.query_string()),
         html.Div(id=f"{page}-message"),

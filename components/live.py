@@ -10,14 +10,20 @@ from dash import dcc, html
 from services.live import LiveState
 
 
-def create_live_controls(page: str, interval_s: int) -> html.Div:
-    """Build the poll timer, the watermark store and the pause switch for a page."""
+def create_live_controls(page: str, interval_s: int, live: LiveState) -> html.Div:
+    """Build the poll timer, the watermark store, the pause switch and the status line."""
     return html.Div(
         [
             dcc.Interval(id=f"{page}-poll", interval=interval_s * 1000),
-            dcc.Store(id=f"{page}-watermark"),
+            # Seeded with what the layout saw: the first poll comes one interval later and
+            # redraws only if new data arrived meanwhile.
+            dcc.Store(id=f"{page}-watermark", data=live.watermark),
             dbc.Switch(id=f"{page}-live", label="Live", value=True, className="mb-0 me-3"),
-            html.Span(id=f"{page}-live-status", className="small text-body-secondary"),
+            html.Span(
+                create_live_status(live, paused=False),
+                id=f"{page}-live-status",
+                className="small text-body-secondary",
+            ),
         ],
         className="d-flex align-items-center",
     )

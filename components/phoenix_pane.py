@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dash_bootstrap_components as dbc
 from dash import html
 
@@ -13,9 +15,31 @@ def phoenix_href(path: str) -> str:
     return f"{PHOENIX_PREFIX}/{path.lstrip('/')}"
 
 
+def create_skeleton(pane_id: str) -> html.Div:
+    """Build the grey placeholder shown until the Phoenix view has loaded."""
+    widths = (7, 4, 9, 6, 8, 5)
+    hidden: dict[str, Any] = {"aria-hidden": "true"}
+    return html.Div(
+        [html.Span(className=f"placeholder col-{w} mb-3 d-block") for w in widths],
+        id=f"{pane_id}-skeleton",
+        # Over the iframe until Phoenix has painted; the iframe is transparent before that.
+        className="placeholder-glow p-3 position-absolute top-0 start-0 w-100 h-100 bg-body",
+        **hidden,
+    )
+
+
 def create_phoenix_pane(pane_id: str, path: str, title: str, height_px: int = 640) -> dbc.Card:
-    """Build a card with a Phoenix view in an iframe and an "Open in Phoenix" link."""
+    """Build a card whose Phoenix iframe is created only once the card scrolls into view."""
     href = phoenix_href(path)
+    # assets/phoenix_pane.js watches `.phoenix-pane-body` and fills the slot with the iframe
+    # when the body becomes visible, so hidden or below-the-fold panes cost Phoenix nothing.
+    data: dict[str, Any] = {"data-pane": pane_id, "data-src": href, "data-title": title}
+    body = html.Div(
+        [create_skeleton(pane_id), html.Div(id=f"{pane_id}-slot", className="h-100")],
+        className="phoenix-pane-body position-relative",
+        style={"height": f"{height_px}px"},
+        **data,
+    )
     return dbc.Card(
         [
             dbc.CardHeader(
@@ -32,12 +56,7 @@ def create_phoenix_pane(pane_id: str, path: str, title: str, height_px: int = 64
                 ],
                 className="d-flex justify-content-between align-items-center",
             ),
-            html.Iframe(
-                src=href,
-                id=f"{pane_id}-frame",
-                title=title,
-                style={"width": "100%", "height": f"{height_px}px", "border": "0"},
-            ),
+            body,
         ],
         id=pane_id,
     )

@@ -1,4 +1,4 @@
-"""A data table (AG Grid) with server-side CSV export of the whole filtered result."""
+"""A data table (AG Grid) with a column chooser and server-side CSV export of the whole result."""
 
 from __future__ import annotations
 
@@ -6,7 +6,59 @@ from typing import Any
 
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
-from dash import html
+from dash import MATCH, ClientsideFunction, Dash, Input, Output, State, dcc, html
+
+
+def column_defs(columns: list[str]) -> list[dict[str, Any]]:
+    """Describe the grid's columns, all shown."""
+    return [{"field": c, "headerName": c.replace("_", " ")} for c in columns]
+
+
+def create_column_chooser(table_id: str, columns: list[str]) -> html.Div:
+    """Build a "Columns" button whose popover shows or hides each column of the grid."""
+    button_id = f"{table_id}-columns-button"
+    return html.Div(
+        [
+            dbc.Button(
+                [html.I(className="bi bi-layout-three-columns me-1"), "Columns"],
+                id=button_id,
+                size="sm",
+                color="secondary",
+                outline=True,
+                className="me-2",
+            ),
+            dbc.Popover(
+                dbc.PopoverBody(
+                    dbc.Checklist(
+                        id={"type": "table-columns", "grid": table_id},
+                        options=[{"label": c.replace("_", " "), "value": c} for c in columns],
+                        value=columns,
+                        # The choice survives the redraws that live updates cause.
+                        persistence=True,
+                        persistence_type="session",
+                    )
+                ),
+                target=button_id,
+                trigger="legacy",
+                placement="bottom-end",
+            ),
+            dcc.Store(
+                id={"type": "table-column-defs", "grid": table_id}, data=column_defs(columns)
+            ),
+        ],
+        className="d-inline-block",
+    )
+
+
+def create_export_link(link_id: str, href: str) -> html.A:
+    """Build the "Export CSV" button that downloads a whole table from the export endpoint."""
+    return html.A(
+        [html.I(className="bi bi-download me-1"), "Export CSV"],
+        href=href,
+        id=link_id,
+        className="btn btn-sm btn-outline-secondary",
+        download="",
+    )
 
 
 def create_data_table(
@@ -23,7 +75,7 @@ def create_data_table(
     grid = dag.AgGrid(
         id=table_id,
         rowData=rows,
-        columnDefs=[{"field": c, "headerName": c.replace("_", " ")} for c in columns],
+        columnDefs=column_defs(columns),
         defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 110},
         dashGridOptions={
             "pagination": True,
@@ -45,18 +97,24 @@ def create_data_table(
         [
             dbc.CardHeader(
                 [
-                    html.Span(title, className="fw-semibold"),
-                    html.A(
-                        [html.I(className="bi bi-download me-1"), "Export CSV"],
-                        href=export_href,
-                        id=f"{table_id}-export",
-                        className="btn btn-sm btn-outline-secondary",
-                        download="",
-                    ),
+                    html.Span(title, className="fw-semibold me-auto"),
+                    create_column_chooser(table_id, columns),
+                    create_export_link(f"{table_id}-export", export_href),
                 ],
-                className="d-flex justify-content-between align-items-center",
+                className="d-flex align-items-center",
             ),
             dbc.CardBody(grid, className="p-0"),
         ],
         className="mb-3",
+    )
+
+
+def init_app(app: Dash) -> None:
+    """Register the column chooser's one clientside callback, which serves every table."""
+    # On the app, not at import: a module-level registration would reach only the first app.
+    app.clientside_callback(
+        ClientsideFunction(namespace="table", function_name="showColumns"),
+        Output({"type": "table-column-defs", "grid": MATCH}, "data"),
+        Input({"type": "table-columns", "grid": MATCH}, "value"),
+        State({"type": "table-column-defs", "grid": MATCH}, "data"),
     )

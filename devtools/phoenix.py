@@ -19,16 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from devtools.services import free_port
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_VENV = PROJECT_DIR / ".phoenix-venv"
-
-
-def free_port() -> int:
-    """Return a TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def phoenix_executable() -> Path:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import pwd
+import random
 import shlex
 import shutil
 import signal
@@ -122,11 +123,35 @@ def say(message: str) -> None:
     print(f"services: {message}", file=sys.stderr, flush=True)
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    """Return the first port the kernel gives to outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """Return a loopback TCP port that is free right now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+    """Return a loopback TCP port that is free now and that no outgoing connection will take."""
+    # Below the ephemeral range: a client socket can never hold the port, so a server stopped
+    # and restarted on it (as the fault tests do) finds it still free.
+    low = _ephemeral_low()
+    rng = random.SystemRandom()
+    for _ in range(500):
+        port = rng.randrange(max(1024, low - 12000), low)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port below {low}")
 
 
 def tail(text: str, lines: int = 15) -> str:

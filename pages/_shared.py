@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from dash import Input, Output, State, callback, no_update
+from dash import Input, Output, State, callback, clientside_callback, no_update
 
 from components.live import create_live_status
 from services import analytics
@@ -32,6 +32,8 @@ def register_filter_callbacks(page: str) -> None:
         Input(f"{page}-filter-model", "value"),
         Input(f"{page}-filter-status", "value"),
         Input(f"{page}-filter-range", "value"),
+        Input(f"{page}-filter-start", "value"),
+        Input(f"{page}-filter-end", "value"),
         State(f"{page}-state", "data"),
         prevent_initial_call=True,
     )
@@ -42,23 +44,35 @@ def register_filter_callbacks(page: str) -> None:
         model: str | None,
         status: str | None,
         time_range: str,
+        start: str | None,
+        end: str | None,
         current: str | None,
     ) -> Any:
         """Write the filters into the URL, so the view can be shared, and into the store."""
         previous = state_from_search(current)
-        state = FilterState(
-            project=project,
-            prompt=prompt,
-            versions=tuple(versions or ()),
-            model=model,
-            status=status,
-            range=time_range,
-            start=previous.start,
-            end=previous.end,
-        )
+        # The same parser as a typed-in URL, so the bar cannot produce what a link would refuse.
+        state = parse_query(
+            {
+                "project": project,
+                "prompt": prompt,
+                "versions": ",".join(versions or ()),
+                "model": model,
+                "status": status,
+                "range": time_range,
+                "start": start,
+                "end": end,
+            }
+        )[0]
         if state == previous:
             return no_update, no_update
         return state.query_string() or "?", state.query_string()
+
+    clientside_callback(
+        "function (range) { return range === 'custom' ? null : {display: 'none'}; }",
+        Output(f"{page}-filter-custom", "style"),
+        Input(f"{page}-filter-range", "value"),
+        prevent_initial_call=True,
+    )
 
     @callback(
         Output(f"{page}-filter-versions", "options"),
@@ -84,6 +98,8 @@ def register_live_callback(page: str) -> None:
         Input(f"{page}-poll", "n_intervals"),
         Input(f"{page}-live", "value"),
         State(f"{page}-watermark", "data"),
+        # The layout drew the status; the first poll comes one interval later.
+        prevent_initial_call=True,
     )
     def poll(_n: int | None, live: bool, seen: int | None) -> tuple[Any, Any]:
         """Check our database for new data; redraws follow only when it moved."""

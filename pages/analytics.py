@@ -6,16 +6,19 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, callback, dcc, html
+from dash import Input, Output, State, callback, dcc, html, no_update
 
-from components.charts import create_series_figure
+from components.charts import create_chart_slot, create_series_figure
 from components.filter_bar import create_empty_notice, create_filtered_page_top
 from components.kpis import create_kpi_cards
+from components.phoenix_pane import create_phoenix_pane
 from components.table import create_data_table
 from pages._shared import register_filter_callbacks, state_from_search
 from services import analytics
 from services.container import get_services
 from services.filters import FilterState, parse_query
+from services.live import live_state
+from services.status import phoenix_project_path
 
 dash.register_page(
     __name__,
@@ -45,13 +48,19 @@ def layout(**query: str) -> html.Div:
     with services.sessions() as db:
         options = analytics.filter_options(db, state.prompt)
     graphs = [
-        dbc.Col(dcc.Loading(dcc.Graph(id=f"{PAGE}-{name}")), lg=6)
+        dbc.Col(create_chart_slot(f"{PAGE}-{name}"), lg=6)
         for name in ("latency", "tokens", "cost", "errors")
     ]
     return html.Div(
         [
             *create_filtered_page_top(
-                PAGE, "Analytics", state, options, problems, services.settings.poll_interval_s
+                PAGE,
+                "Analytics",
+                state,
+                options,
+                problems,
+                services.settings.poll_interval_s,
+                live_state(),
             ),
             dcc.Loading(html.Div(id=f"{PAGE}-kpis")),
             dbc.RadioItems(
@@ -65,7 +74,8 @@ def layout(**query: str) -> html.Div:
                 className="mb-2",
             ),
             dbc.Row(graphs, className="g-3 mb-3"),
-            html.Div(id=f"{PAGE}-versions"),
+            # Sized for the table it receives, so the pane below stays below the fold meanwhile.
+            html.Div(id=f"{PAGE}-versions", style={"minHeight": "480px"}),
             dbc.Row(
                 [
                     dbc.Col(
@@ -87,9 +97,18 @@ def layout(**query: str) -> html.Div:
                 ],
                 className="g-2 mb-2",
             ),
-            html.Div(id=f"{PAGE}-compare"),
+            html.Div(id=f"{PAGE}-compare", className="mb-3"),
+            # Filled by follow_project, so a slow Phoenix never holds up the page itself.
+            html.Div(id=f"{PAGE}-pane"),
+            dcc.Store(id=f"{PAGE}-pane-path"),
         ]
     )
+
+
+def _project_pane(project: str | None, path: str) -> Any:
+    """Embed the filtered project's Phoenix page, below the fold until scrolled to."""
+    title = f"Phoenix: {project}" if project and path != "/projects" else "Phoenix projects"
+    return create_phoenix_pane(f"{PAGE}-phoenix", path, title)
 
 
 register_filter_callbacks(PAGE)
@@ -141,6 +160,23 @@ def redraw(_mark: int | None, split: str, search: str | None) -> tuple[Any, ...]
         table,
         notice,
     )
+
+
+@callback(
+    Output(f"{PAGE}-pane", "children"),
+    Output(f"{PAGE}-pane-path", "data"),
+    Input(f"{PAGE}-state", "data"),
+    State(f"{PAGE}-pane-path", "data"),
+)
+def follow_project(search: str | None, shown: str | None) -> tuple[Any, Any]:
+    """Point the Phoenix pane at the filtered project; keep it when the project is unchanged."""
+    if not get_services().settings.phoenix_enabled:
+        return no_update, no_update
+    project = state_from_search(search).project
+    path = phoenix_project_path(project)
+    if shown == path:
+        return no_update, no_update
+    return _project_pane(project, path), path
 
 
 @callback(

@@ -8,7 +8,12 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
-from components.charts import create_label_bars, create_score_box, create_series_figure
+from components.charts import (
+    create_chart_slot,
+    create_label_bars,
+    create_score_box,
+    create_series_figure,
+)
 from components.filter_bar import create_empty_notice, create_filtered_page_top
 from components.phoenix_pane import create_phoenix_pane
 from components.table import create_data_table
@@ -16,6 +21,7 @@ from pages._shared import register_filter_callbacks, state_from_search
 from services import analytics
 from services.container import get_services
 from services.filters import parse_query
+from services.live import live_state
 
 dash.register_page(
     __name__,
@@ -36,13 +42,18 @@ def layout(**query: str) -> html.Div:
     with services.sessions() as db:
         options = analytics.filter_options(db, state.prompt)
     charts = [
-        dbc.Col(dcc.Loading(dcc.Graph(id=f"{PAGE}-{name}")), lg=4)
-        for name in ("scores", "labels", "trend")
+        dbc.Col(create_chart_slot(f"{PAGE}-{name}"), lg=4) for name in ("scores", "labels", "trend")
     ]
     return html.Div(
         [
             *create_filtered_page_top(
-                PAGE, "Evaluations", state, options, problems, services.settings.poll_interval_s
+                PAGE,
+                "Evaluations",
+                state,
+                options,
+                problems,
+                services.settings.poll_interval_s,
+                live_state(),
             ),
             dbc.Row(charts, className="g-3 mb-3"),
             dbc.Row(

@@ -13,10 +13,11 @@ from components.kpis import create_period_cards
 from components.live import create_live_status
 from components.phoenix_pane import create_phoenix_pane
 from components.phoenix_status import create_phoenix_status
+from components.table import create_export_link
 from components.top_prompts import create_top_prompts
 from services import analytics
 from services.container import get_services
-from services.live import poll_watermark
+from services.live import live_state, poll_watermark
 from services.status import phoenix_status
 
 dash.register_page(
@@ -30,10 +31,19 @@ def layout(**query: str) -> html.Div:
     """Render the home page."""
     settings = get_services().settings
     children: list[Any] = [
-        create_page_header(PAGE, "Home", settings.poll_interval_s),
+        create_page_header(PAGE, "Home", settings.poll_interval_s, live_state()),
         html.Div(create_phoenix_status(phoenix_status()), id=f"{PAGE}-status"),
         dcc.Loading(html.Div(id=f"{PAGE}-stats")),
-        html.H3("Top prompts, last 7 days", className="h6 text-body-secondary"),
+        html.Div(
+            [
+                html.H3("Top prompts, last 7 days", className="h6 text-body-secondary mb-0"),
+                # Every prompt of the 7-day window (the default range), not only the top ten.
+                create_export_link(
+                    f"{PAGE}-top-prompts-export", f"/api/export/{PAGE}/top-prompts.csv"
+                ),
+            ],
+            className="d-flex justify-content-between align-items-center mb-2",
+        ),
         dcc.Loading(html.Div(id=f"{PAGE}-top-prompts"), className="mb-3"),
     ]
     if settings.phoenix_enabled:
@@ -67,6 +77,7 @@ def home_data() -> dict[str, Any]:
     Input(f"{PAGE}-poll", "n_intervals"),
     Input(f"{PAGE}-live", "value"),
     State(f"{PAGE}-watermark", "data"),
+    prevent_initial_call=True,
 )
 def poll(_n: int | None, live: bool, seen: int | None) -> tuple[Any, Any, Any]:
     """Check our own database for new data; never ask Phoenix for data from here."""

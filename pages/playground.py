@@ -12,11 +12,12 @@ from dash import Input, Output, State, callback, dcc, html
 
 from components.filter_bar import create_page_header
 from components.kpis import create_kpi_cards
-from components.phoenix_pane import create_phoenix_pane
+from components.phoenix_pane import create_phoenix_pane, phoenix_href
 from components.table import create_data_table
 from pages._shared import register_live_callback
 from services import analytics, prompts
 from services.container import get_services
+from services.live import live_state
 from services.phoenix import PhoenixError
 
 dash.register_page(
@@ -35,7 +36,7 @@ RECENT = timedelta(hours=24)
 def layout(**query: str) -> html.Div:
     """Render the prompt and version pickers for the prompt named in the URL."""
     services = get_services()
-    header = create_page_header(PAGE, "Playground", services.settings.poll_interval_s)
+    header = create_page_header(PAGE, "Playground", services.settings.poll_interval_s, live_state())
     if services.phoenix is None:
         return html.Div(
             [
@@ -145,10 +146,21 @@ def show_version(version_id: str | None, prompt_name: str | None) -> tuple[Any, 
                         *[dbc.Badge(t, color="info", className="me-1") for t in detail.tags],
                         html.Span(
                             f"synced as {detail.label}" if detail.label else "no traffic yet",
-                            className="small text-body-secondary ms-2",
+                            className="small text-body-secondary ms-2 me-auto",
+                        ),
+                        html.A(
+                            [
+                                html.I(className="bi bi-box-arrow-up-right me-1"),
+                                "Prompt in Phoenix",
+                            ],
+                            href=phoenix_href(f"/prompts/{detail.prompt_id}"),
+                            target="_blank",
+                            rel="noopener",
+                            className="small",
+                            id=f"{PAGE}-prompt-link",
                         ),
                     ],
-                    className="mb-2",
+                    className="d-flex align-items-center mb-2",
                 ),
                 html.Pre(
                     detail.template,

@@ -8,7 +8,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
-from components.charts import create_histogram, create_series_figure
+from components.charts import create_chart_slot, create_histogram, create_series_figure
 from components.filter_bar import create_empty_notice, create_filtered_page_top
 from components.phoenix_pane import create_phoenix_pane
 from components.table import create_data_table
@@ -16,6 +16,7 @@ from pages._shared import register_filter_callbacks, state_from_search
 from services import analytics
 from services.container import get_services
 from services.filters import parse_query
+from services.live import live_state
 
 dash.register_page(
     __name__,
@@ -38,12 +39,18 @@ def layout(**query: str) -> html.Div:
     return html.Div(
         [
             *create_filtered_page_top(
-                PAGE, "Traces", state, options, problems, services.settings.poll_interval_s
+                PAGE,
+                "Traces",
+                state,
+                options,
+                problems,
+                services.settings.poll_interval_s,
+                live_state(),
             ),
             dbc.Row(
                 [
-                    dbc.Col(dcc.Loading(dcc.Graph(id=f"{PAGE}-latency")), lg=6),
-                    dbc.Col(dcc.Loading(dcc.Graph(id=f"{PAGE}-volume")), lg=6),
+                    dbc.Col(create_chart_slot(f"{PAGE}-latency"), lg=6),
+                    dbc.Col(create_chart_slot(f"{PAGE}-volume"), lg=6),
                 ],
                 className="g-3 mb-3",
             ),

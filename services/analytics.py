@@ -531,7 +531,9 @@ def period_stats(db: Session, window: timedelta, now: datetime) -> PeriodStats:
     )
 
 
-def top_prompts(spans: pd.DataFrame, annotations: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
+def top_prompts(
+    spans: pd.DataFrame, annotations: pd.DataFrame, limit: int | None = 10
+) -> pd.DataFrame:
     """Rank prompts by calls, with their error rate, p95 latency and mean score."""
     columns = ["prompt", "calls", "error_rate", "p95_ms", "mean_score"]
     named = spans.dropna(subset=["prompt"])
@@ -547,5 +549,6 @@ def top_prompts(spans: pd.DataFrame, annotations: pd.DataFrame, limit: int = 10)
     )
     scores = annotations.dropna(subset=["score", "prompt"]).groupby("prompt")["score"].mean()
     result["mean_score"] = scores.reindex(result.index)
-    ranked = result.sort_values("calls", ascending=False).head(limit)
+    ranked = result.sort_values("calls", ascending=False)
+    ranked = ranked if limit is None else ranked.head(limit)
     return ranked.rename_axis("prompt").reset_index()[columns]

@@ -83,6 +83,14 @@ def version_rows(db: Session, filters: Filters) -> Rows:
     return list(frame.columns), frame.itertuples(index=False, name=None)
 
 
+def top_prompt_rows(db: Session, filters: Filters) -> Rows:
+    """Every prompt with traffic in the window, busiest first."""
+    frame = analytics.top_prompts(
+        analytics.load_spans(db, filters), analytics.load_annotations(db, filters), limit=None
+    )
+    return list(frame.columns), frame.itertuples(index=False, name=None)
+
+
 def comparison_rows(db: Session, filters: Filters) -> Rows:
     """Version B minus version A per metric, for the versions named by `a` and `b`."""
     version_a, version_b = request.args.get("a", ""), request.args.get("b", "")
@@ -141,6 +149,7 @@ EXPORTS: dict[str, Callable[[Session, Filters], Rows]] = {
     "traces": trace_rows,
     "evaluations": evaluation_rows,
     "versions": version_rows,
+    "top-prompts": top_prompt_rows,
     "comparison": comparison_rows,
     "experiments": experiment_rows,
     "experiment-deltas": experiment_delta_rows,

@@ -14,19 +14,21 @@ from typing import ClassVar
 import pytest
 import requests
 import sqlalchemy as sa
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy.orm import Session
 
 from app import create_app
 from db.migrate import upgrade
 from db.models import SyncStatus
-from devtools.demo import DEMO_EMAIL, DEMO_PASSWORD, ensure_demo_user
+from devtools.demo import ensure_demo_user
 from devtools.demo_data import send_traces
 from devtools.phoenix import free_port
 from services.container import get_services
 from services.phoenix import PhoenixUnavailable
 from services.sync import record_failure
+from services.users import create_user
 from settings import PROJECT_DIR
+from tests.browser import expected_count, login, shown_count, wait_count
 
 from .conftest import TEST_SECRET, AuthActions
 
@@ -111,9 +113,15 @@ def test_no_redraw_until_the_watermark_moves_and_stale_is_marked(client, auth) -
     assert "stale" in stale and "Sync failing since" in stale and "went away" in stale
 
 
+LIVE_PAGES = {"home": "/", "traces": "/traces?range=24h", "analytics": "/analytics?range=24h"}
+LAST_DAY = {"range": "24h"}  # what each of these pages counts
+
+
 @pytest.mark.browser
 @pytest.mark.integration
-def test_new_spans_appear_on_the_home_page_without_a_reload(dash_duo, settings, scratch_phoenix):
+def test_new_spans_appear_on_home_traces_and_analytics_without_a_reload(
+    dash_duo, settings, scratch_phoenix
+):
     app = create_app(
         settings.with_overrides(
             phoenix_enabled=True,
@@ -125,43 +133,47 @@ def test_new_spans_appear_on_the_home_page_without_a_reload(dash_duo, settings, 
     )
     ensure_demo_user(app)
     dash_duo.start_server(app, navigate=False)
-    dash_duo.driver.get(f"{dash_duo.server.url}/login")
-    dash_duo.find_element("#login-email").send_keys(DEMO_EMAIL)
-    dash_duo.find_element("#login-password").send_keys(DEMO_PASSWORD)
-    dash_duo.find_element("#login-submit").click()
-
-    def shown() -> int:
-        # The card is briefly empty while dcc.Loading redraws it.
-        try:
-            elements = dash_duo.driver.find_elements("css selector", "#home-24h-count")
-            text = elements[0].text.replace(",", "") if elements else ""
-        except StaleElementReferenceException:  # replaced while we read it
-            return -1
-        return int(text) if text.isdigit() else -1
-
-    # Wait for the first sync to finish (its watermark then redraws the cards) before the baseline.
+    login(dash_duo)
+    # Wait for the first sync to finish (its watermark then redraws the pages) before the baseline.
     WebDriverWait(dash_duo.driver, 60).until(
         lambda d: (
             "Synced" in d.find_element("css selector", "#home-live-status").text
             and "never" not in d.find_element("css selector", "#home-live-status").text
         )
     )
-    WebDriverWait(dash_duo.driver, 30).until(lambda d: shown() > 0)
-    time.sleep(3)
-    before = shown()
+    # One tab per page, all polling at once, as an analyst would keep them open.
+    tabs = {"home": dash_duo.driver.current_window_handle}
+    for page, path in LIVE_PAGES.items():
+        if page != "home":
+            dash_duo.driver.switch_to.new_window("tab")
+            dash_duo.driver.get(f"{dash_duo.server.url}{path}")
+            tabs[page] = dash_duo.driver.current_window_handle
+    before = {}
+    for page, handle in tabs.items():
+        dash_duo.driver.switch_to.window(handle)
+        before[page] = expected_count(app, "analytics" if page == "home" else page, LAST_DAY)
+        wait_count(dash_duo, page, before[page])
+
     send_traces(
         scratch_phoenix.url, count=5, seed=7000 + os.getpid() % 1000, window=timedelta(minutes=30)
     )
-    WebDriverWait(dash_duo.driver, 30).until(lambda d: shown() >= before + 5)
-    assert shown() == before + 5
+    for page, handle in tabs.items():
+        dash_duo.driver.switch_to.window(handle)
+        WebDriverWait(dash_duo.driver, 30).until(
+            lambda d, page=page: (shown_count(dash_duo, page) or 0) >= before[page] + 5
+        )
+        # Five new traces, each with at least one LLM call; nothing else arrived meanwhile.
+        after = expected_count(app, "analytics" if page == "home" else page, LAST_DAY)
+        wait_count(dash_duo, page, after)
+        assert after >= before[page] + 5
+        assert dash_duo.driver.current_url.endswith(LIVE_PAGES[page])  # no reload, no redirect
     assert dash_duo.get_logs() == []
     app.server.extensions["sync_worker"].stop()
 
 
 @pytest.mark.integration
-def test_two_replicas_on_one_postgres_and_redis_exactly_one_syncs(
-    pg_url, redis_url, scratch_phoenix
-) -> None:
+def test_two_replicas_share_sync_sessions_and_numbers(pg_url, redis_url, scratch_phoenix) -> None:
+    """Two gunicorn replicas on one PostgreSQL, Redis and Phoenix hold no state of their own."""
     upgrade(pg_url)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("PHOENIX_", "DATABASE_"))},
@@ -214,6 +226,30 @@ def test_two_replicas_on_one_postgres_and_redis_exactly_one_syncs(
             ).stdout.split()
         }
         assert holder in worker_pids
+
+        # A login on one replica is valid on the other: the session is a signed cookie.
+        with Session(engine) as db, db.begin():
+            create_user(db, "replica@example.com", "replica-password")
+        first, second = (f"http://127.0.0.1:{port}" for port in ports)
+        browser = requests.Session()
+        signed_in = browser.post(
+            f"{first}/login",
+            data={"email": "replica@example.com", "password": "replica-password"},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert signed_in.status_code == 302, signed_in.text[:300]
+        assert browser.get(f"{second}/api/token", timeout=10).status_code == 200
+        assert requests.get(f"{second}/api/token", timeout=10).status_code == 401
+
+        # Both serve the same numbers, read from the shared database.
+        exports = [
+            browser.get(f"{base}/api/export/analytics/versions.csv", timeout=30)
+            for base in (first, second)
+        ]
+        assert [r.status_code for r in exports] == [200, 200]
+        assert exports[0].text.count("\n") > 1
+        assert exports[0].text == exports[1].text
         # When the holder dies, another process takes over once the lock expires.
         os.kill(holder, 9)
         deadline = time.monotonic() + 30

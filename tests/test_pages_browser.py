@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-import csv
-import io
+from urllib.parse import urlencode
 
+import pandas as pd
 import pytest
-import requests
 from selenium.webdriver.support.ui import WebDriverWait
 
 from app import create_app
-from devtools.demo import DEMO_EMAIL, DEMO_PASSWORD, ensure_demo_user
+from devtools.demo import ensure_demo_user
 from services import analytics
 from services.container import get_services
 from services.filters import parse_query
 from settings import PROJECT_DIR
+from tests.browser import (
+    click,
+    dropdown_options,
+    expected_count,
+    exported_rows,
+    login,
+    scroll_to_pane,
+    wait_count,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 SCREENSHOTS = PROJECT_DIR / "docs" / "screenshots"
@@ -29,13 +37,6 @@ def synced_app(settings, phoenix_server, demo_loaded):
     services.sync.tick()
     ensure_demo_user(app)
     return app
-
-
-def _login(dash_duo, next_path: str) -> None:
-    dash_duo.driver.get(f"{dash_duo.server.url}/login?next={next_path}")
-    dash_duo.find_element("#login-email").send_keys(DEMO_EMAIL)
-    dash_duo.find_element("#login-password").send_keys(DEMO_PASSWORD)
-    dash_duo.find_element("#login-submit").click()
 
 
 def _open_first_row_in_phoenix(dash_duo, page: str, path: str) -> None:
@@ -53,17 +54,6 @@ def _open_first_row_in_phoenix(dash_duo, page: str, path: str) -> None:
     dash_duo.driver.switch_to.default_content()
 
 
-def _exported_rows(dash_duo, link_selector: str, swap: tuple[str, str] | None = None) -> list:
-    """Download an export link with the browser's session and parse the CSV."""
-    href = dash_duo.find_element(link_selector).get_attribute("href")
-    if swap:
-        href = href.replace(*swap)
-    cookies = {c["name"]: c["value"] for c in dash_duo.driver.get_cookies()}
-    response = requests.get(href, cookies=cookies, timeout=30)
-    assert response.status_code == 200
-    return list(csv.DictReader(io.StringIO(response.text)))
-
-
 def _finish(dash_duo, name: str) -> None:
     """Save the page's screenshot for the README and check the console stayed clean."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -71,41 +61,32 @@ def _finish(dash_duo, name: str) -> None:
     assert dash_duo.get_logs() == []
 
 
-def _count(app, query: dict[str, str]) -> int:
-    with get_services(app.server).sessions() as db:
-        return len(analytics.load_spans(db, parse_query(query)[0].to_filters()))
-
-
-def _kpi(dash_duo) -> str:
-    return str(dash_duo.find_element("#analytics-kpi-count").text.replace(",", ""))
-
-
 def test_analytics_filters_live_in_the_url_and_export_matches(dash_duo, synced_app) -> None:
     dash_duo.driver.set_window_size(1440, 900)
     dash_duo.start_server(synced_app, navigate=False)
-    _login(dash_duo, "/analytics")
-    everything = _count(synced_app, {})
+    login(dash_duo, "/analytics")
+    everything = expected_count(synced_app, "analytics", {})
     dash_duo.wait_for_text_to_equal("#analytics-kpi-count", f"{everything:,}", timeout=20)
 
     dash_duo.wait_for_element("#analytics-versions-table-export", timeout=20)
     dash_duo.select_dcc_dropdown("#analytics-filter-project", value="support-bot")
     WebDriverWait(dash_duo.driver, 15).until(lambda d: "project=support-bot" in d.current_url)
-    narrowed = _count(synced_app, {"project": "support-bot"})
+    narrowed = expected_count(synced_app, "analytics", {"project": "support-bot"})
     assert 0 < narrowed < everything
-    WebDriverWait(dash_duo.driver, 15).until(lambda d: _kpi(dash_duo) == str(narrowed))
+    wait_count(dash_duo, "analytics", narrowed)
 
     # A copied link reproduces the view.
     shared = dash_duo.driver.current_url
     dash_duo.driver.get(f"{dash_duo.server.url}/")
     dash_duo.driver.get(shared)
-    WebDriverWait(dash_duo.driver, 20).until(lambda d: _kpi(dash_duo) == str(narrowed))
+    wait_count(dash_duo, "analytics", narrowed)
     assert "support-bot" in dash_duo.find_element("#analytics-filter-project").text
 
     # The export holds the whole filtered result, not the rows on screen.
     dash_duo.wait_for_element("#analytics-versions-table-export", timeout=20)
-    rows = _exported_rows(dash_duo, "#analytics-versions-table-export")
+    rows = exported_rows(dash_duo, "#analytics-versions-table-export")
     assert sum(int(r["count"]) for r in rows) == narrowed
-    calls = _exported_rows(
+    calls = exported_rows(
         dash_duo, "#analytics-versions-table-export", ("/versions.csv", "/llm-calls.csv")
     )
     assert len(calls) == narrowed
@@ -115,25 +96,19 @@ def test_analytics_filters_live_in_the_url_and_export_matches(dash_duo, synced_a
 def test_traces_page_opens_a_clicked_trace_in_phoenix(dash_duo, synced_app) -> None:
     dash_duo.driver.set_window_size(1440, 900)
     dash_duo.start_server(synced_app, navigate=False)
-    _login(dash_duo, "/traces?project=sales-email")
+    login(dash_duo, "/traces?project=sales-email")
     dash_duo.wait_for_element("#traces-grid-export", timeout=20)
-    expected = _count_traces(synced_app, {"project": "sales-email"})
+    expected = expected_count(synced_app, "traces", {"project": "sales-email"})
     dash_duo.wait_for_contains_text("#traces-table", f"{expected:,} traces", timeout=20)
     _open_first_row_in_phoenix(dash_duo, "traces", "/phoenix/redirects/traces/")
-    assert len(_exported_rows(dash_duo, "#traces-grid-export")) == expected
+    assert len(exported_rows(dash_duo, "#traces-grid-export")) == expected
     _finish(dash_duo, "traces")
-
-
-def _count_traces(app, query: dict[str, str]) -> int:
-    with get_services(app.server).sessions() as db:
-        spans = analytics.load_spans(db, parse_query(query)[0].to_filters())
-    return len(analytics.traces(spans))
 
 
 def test_evaluations_page_shows_scores_and_opens_the_span(dash_duo, synced_app) -> None:
     dash_duo.driver.set_window_size(1440, 900)
     dash_duo.start_server(synced_app, navigate=False)
-    _login(dash_duo, "/evaluations?project=support-bot")
+    login(dash_duo, "/evaluations?project=support-bot")
     with get_services(synced_app.server).sessions() as db:
         expected = len(
             analytics.load_annotations(db, parse_query({"project": "support-bot"})[0].to_filters())
@@ -142,43 +117,45 @@ def test_evaluations_page_shows_scores_and_opens_the_span(dash_duo, synced_app) 
     dash_duo.wait_for_contains_text("#evaluations-table", f"{expected:,} evaluations", timeout=20)
     assert "correctness" in dash_duo.find_element("#evaluations-scores").text
     _open_first_row_in_phoenix(dash_duo, "evaluations", "/phoenix/redirects/spans/")
-    assert len(_exported_rows(dash_duo, "#evaluations-grid-export")) == expected
+    assert len(exported_rows(dash_duo, "#evaluations-grid-export")) == expected
     _finish(dash_duo, "evaluations")
 
 
 def test_experiments_page_compares_two_experiments(dash_duo, synced_app, demo_loaded) -> None:
     dash_duo.driver.set_window_size(1440, 900)
     dash_duo.start_server(synced_app, navigate=False)
-    _login(dash_duo, "/experiments")
+    login(dash_duo, "/experiments")
     dash_duo.wait_for_contains_text("#experiments-grid", "support-answer-v1", timeout=20)
     first, second = demo_loaded.experiment_ids[:2]
     dash_duo.driver.get(f"{dash_duo.server.url}/experiments?a={first}&b={second}")
     dash_duo.wait_for_contains_text("#experiments-deltas", "exact_match", timeout=30)
     assert "relevance" in dash_duo.find_element("#experiments-deltas").text
-    frame = dash_duo.wait_for_element("#experiments-phoenix-frame", timeout=15)
+    frame = scroll_to_pane(dash_duo, "experiments-phoenix")
     assert "/compare?experimentId=" in frame.get_attribute("src")
     dash_duo.driver.switch_to.frame(frame)
     WebDriverWait(dash_duo.driver, 30).until(
         lambda d: "support-answer-v1" in d.find_element("tag name", "body").text
     )
     dash_duo.driver.switch_to.default_content()
-    examples = _exported_rows(dash_duo, "#experiments-examples-export")
+    examples = exported_rows(dash_duo, "#experiments-examples-export")
     assert len(examples) == 12
-    assert len(_exported_rows(dash_duo, "#experiments-grid-export")) >= 2
+    assert len(exported_rows(dash_duo, "#experiments-grid-export")) >= 2
     _finish(dash_duo, "experiments")
 
 
 def test_playground_shows_a_prompt_version_its_traffic_and_phoenix(dash_duo, synced_app) -> None:
     dash_duo.driver.set_window_size(1440, 900)
     dash_duo.start_server(synced_app, navigate=False)
-    _login(dash_duo, "/playground?prompt=support-answer")
+    login(dash_duo, "/playground?prompt=support-answer")
     dash_duo.wait_for_contains_text("#playground-template", "{question}", timeout=20)
     assert "production" in dash_duo.find_element("#playground-detail").text
     WebDriverWait(dash_duo.driver, 20).until(
         lambda d: "support-answer" in d.current_url and "version=" in d.current_url
     )
     dash_duo.wait_for_element("#playground-kpi-count", timeout=20)
-    frame = dash_duo.wait_for_element("#playground-phoenix-frame", timeout=15)
+    link = dash_duo.find_element("#playground-prompt-link").get_attribute("href")
+    assert "/phoenix/prompts/" in link
+    frame = scroll_to_pane(dash_duo, "playground-phoenix")
     assert "/phoenix/playground?promptId=" in frame.get_attribute("src")
     dash_duo.driver.switch_to.frame(frame)
     WebDriverWait(dash_duo.driver, 30).until(
@@ -186,3 +163,119 @@ def test_playground_shows_a_prompt_version_its_traffic_and_phoenix(dash_duo, syn
     )
     dash_duo.driver.switch_to.default_content()
     _finish(dash_duo, "playground")
+
+
+PROMPT = "support-answer"
+
+
+GRIDS = {
+    "traces": "traces-grid",
+    "evaluations": "evaluations-grid",
+    "analytics": "analytics-versions-table",
+}
+
+
+@pytest.mark.parametrize("page", ["traces", "evaluations", "analytics"])
+def test_prompt_and_version_filters_drive_the_page_and_its_url(dash_duo, synced_app, page) -> None:
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.start_server(synced_app, navigate=False)
+    login(dash_duo, f"/{page}")
+    wait_count(dash_duo, page, expected_count(synced_app, page, {}))
+
+    dash_duo.select_dcc_dropdown(f"#{page}-filter-prompt", value=PROMPT)
+    WebDriverWait(dash_duo.driver, 15).until(lambda d: f"prompt={PROMPT}" in d.current_url)
+    wait_count(dash_duo, page, expected_count(synced_app, page, {"prompt": PROMPT}))
+
+    # The version choices narrow to the chosen prompt's versions.
+    with get_services(synced_app.server).sessions() as db:
+        versions = analytics.filter_options(db, PROMPT)["versions"]
+    WebDriverWait(dash_duo.driver, 15).until(
+        lambda d: dropdown_options(dash_duo, f"#{page}-filter-versions") == versions
+    )
+    version = versions[-1]
+    dash_duo.select_dcc_dropdown(f"#{page}-filter-versions", value=version)
+    query = {"prompt": PROMPT, "versions": version}
+    WebDriverWait(dash_duo.driver, 15).until(lambda d: f"versions={version}" in d.current_url)
+    narrowed = expected_count(synced_app, page, query)
+    assert narrowed > 0
+    wait_count(dash_duo, page, narrowed)
+
+    # A copied link restores the same view.
+    shared = dash_duo.driver.current_url
+    dash_duo.driver.get(f"{dash_duo.server.url}/")
+    dash_duo.driver.get(shared)
+    wait_count(dash_duo, page, narrowed)
+    assert PROMPT in dash_duo.find_element(f"#{page}-filter-prompt").text
+    assert version in dash_duo.find_element(f"#{page}-filter-versions").text
+
+    # The export holds every filtered row, whatever the grid shows.
+    grid = GRIDS[page]
+    dash_duo.wait_for_element(f"#{grid}-export", timeout=20)
+    export = exported_rows(dash_duo, f"#{grid}-export", None)
+    if page == "analytics":
+        export = exported_rows(dash_duo, f"#{grid}-export", ("/versions.csv", "/llm-calls.csv"))
+    assert len(export) == narrowed
+    assert {r.get("prompt", PROMPT) for r in export} == {PROMPT}
+
+    # The column chooser hides a column and shows it again.
+    header = f"#{grid} .ag-header-cell[col-id='prompt_version']"
+    dash_duo.wait_for_element(header, timeout=15)
+    click(dash_duo, f"#{grid}-columns-button")
+    chooser = dash_duo.wait_for_element(".popover-body")
+    box = chooser.find_element("xpath", ".//label[normalize-space()='prompt version']")
+    box.click()
+    WebDriverWait(dash_duo.driver, 10).until(lambda d: not d.find_elements("css selector", header))
+    box.click()
+    dash_duo.wait_for_element(header, timeout=10)
+    assert dash_duo.get_logs() == []
+
+
+def test_custom_time_range_from_the_url_and_back(dash_duo, synced_app) -> None:
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.start_server(synced_app, navigate=False)
+    with get_services(synced_app.server).sessions() as db:
+        spans = analytics.load_spans(db, parse_query({"range": "30d"})[0].to_filters())
+    middle = spans["start_time"].sort_values().iloc[len(spans) // 2]
+    start = middle.strftime("%Y-%m-%dT%H:%M")
+    end = (middle + pd.Timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M")
+    query = {"range": "custom", "start": start, "end": end}
+    login(dash_duo, "/analytics?" + urlencode(query))
+    expected = expected_count(synced_app, "analytics", query)
+    assert 0 < expected < len(spans)
+    wait_count(dash_duo, "analytics", expected)
+    assert dash_duo.find_element("#analytics-filter-start").get_attribute("value") == start
+    assert dash_duo.find_element("#analytics-filter-end").get_attribute("value") == end
+
+    dash_duo.driver.find_element(
+        "xpath", "//*[@id='analytics-filter-range']//label[normalize-space()='24h']"
+    ).click()
+    WebDriverWait(dash_duo.driver, 15).until(lambda d: "range=24h" in d.current_url)
+    assert "start=" not in dash_duo.driver.current_url
+    assert not dash_duo.find_element("#analytics-filter-start").is_displayed()
+    wait_count(dash_duo, "analytics", expected_count(synced_app, "analytics", {"range": "24h"}))
+    assert dash_duo.get_logs() == []
+
+
+def test_phoenix_pane_is_created_only_when_scrolled_into_view(dash_duo, synced_app) -> None:
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.start_server(synced_app, navigate=False)
+    login(dash_duo, "/analytics?project=support-bot")
+    dash_duo.wait_for_element("#analytics-phoenix .phoenix-pane-body", timeout=20)
+    wait_count(
+        dash_duo, "analytics", expected_count(synced_app, "analytics", {"project": "support-bot"})
+    )
+    # Below the fold: a skeleton, and no iframe, so Phoenix is not asked for anything yet.
+    assert dash_duo.find_element("#analytics-phoenix-skeleton").is_displayed()
+    assert not dash_duo.driver.find_elements("css selector", "#analytics-phoenix-frame")
+
+    frame = scroll_to_pane(dash_duo, "analytics-phoenix")
+    assert "/phoenix/projects/" in frame.get_attribute("src")
+    WebDriverWait(dash_duo.driver, 30).until(
+        lambda d: not d.find_element("css selector", "#analytics-phoenix-skeleton").is_displayed()
+    )
+    dash_duo.driver.switch_to.frame(frame)
+    WebDriverWait(dash_duo.driver, 30).until(
+        lambda d: "support-bot" in d.find_element("tag name", "body").text
+    )
+    dash_duo.driver.switch_to.default_content()
+    assert dash_duo.get_logs() == []
