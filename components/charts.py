@@ -97,6 +97,6 @@ def create_chart_slot(graph_id: str) -> dcc.Loading:
         dcc.Graph(
             id=graph_id,
             style={"minHeight": f"{CHART_HEIGHT_PX}px"},
-            config={"displaylogo": False},
+            config={"displaylogo": False, "displayModeBar": "hover"},
         )
     )

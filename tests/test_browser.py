@@ -9,7 +9,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from app import create_app
 from devtools.demo import DEMO_EMAIL, DEMO_PASSWORD, ensure_demo_user
-from settings import PROJECT_DIR
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -36,10 +35,6 @@ def test_demo_user_logs_in_and_sees_phoenix_version(dash_duo, phoenix_settings, 
     assert phoenix_server.url in dash_duo.find_element("#phoenix-status").text
     assert "Demo Analyst" in dash_duo.find_element("#nav-user").text
     dash_duo.wait_for_element("#home-24h-count", timeout=15)
-    screenshots = PROJECT_DIR / "docs" / "screenshots"
-    screenshots.mkdir(parents=True, exist_ok=True)
-    dash_duo.driver.set_window_size(1440, 900)
-    dash_duo.driver.save_screenshot(str(screenshots / "home.png"))
     assert dash_duo.get_logs() == []
 
 

@@ -61,6 +61,35 @@ def _finish(dash_duo, name: str) -> None:
     assert dash_duo.get_logs() == []
 
 
+def test_home_shows_the_last_day_and_week_and_the_top_prompts(dash_duo, synced_app) -> None:
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.start_server(synced_app, navigate=False)
+    login(dash_duo)
+    wait_count(dash_duo, "home", expected_count(synced_app, "analytics", {"range": "24h"}))
+    week = expected_count(synced_app, "analytics", {})
+    dash_duo.wait_for_text_to_equal("#home-7d-count", f"{week:,}", timeout=20)
+    dash_duo.wait_for_element("#home-prompts", timeout=20)
+    # The export holds every prompt of the week, busiest first, not only the ten on screen.
+    prompts = exported_rows(dash_duo, "#home-top-prompts-export")
+    assert sum(int(r["calls"]) for r in prompts) == week - _unnamed_calls(synced_app)
+    assert prompts[0]["prompt"] in dash_duo.find_element("#home-prompts").text
+    _finish(dash_duo, "home")
+    frame = scroll_to_pane(dash_duo, "home-phoenix")
+    dash_duo.driver.switch_to.frame(frame)
+    WebDriverWait(dash_duo.driver, 30).until(
+        lambda d: "support-bot" in d.find_element("tag name", "body").text
+    )
+    dash_duo.driver.switch_to.default_content()
+    assert dash_duo.get_logs() == []
+
+
+def _unnamed_calls(app) -> int:
+    """Count the week's LLM calls that carry no prompt template (top prompts leave them out)."""
+    with get_services(app.server).sessions() as db:
+        spans = analytics.load_spans(db, parse_query({})[0].to_filters())
+    return int(spans["prompt"].isna().sum())
+
+
 def test_analytics_filters_live_in_the_url_and_export_matches(dash_duo, synced_app) -> None:
     dash_duo.driver.set_window_size(1440, 900)
     dash_duo.start_server(synced_app, navigate=False)
