@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PHOENIX_VERSION := 20.26.1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint migrate venv phoenix-venv system-deps demo-stop secret env clean
+.PHONY: demo test bench lint migrate venv phoenix-venv system-deps demo-stop secret env clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -42,6 +42,10 @@ lint: venv
 # PostgreSQL and Redis are throwaway servers that live only as long as the run.
 test: venv phoenix-venv system-deps lint
 	$(PY) -m devtools.services run --dir .tmp/services -- $(PY) -m pytest
+
+# Seeds 1k, 10k and 50k LLM spans into bench/data/ once (about 15 min), then reuses them.
+bench: venv phoenix-venv system-deps
+	$(PY) -m bench.run
 
 secret:
 	@$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(48))"

@@ -21,7 +21,7 @@ from components import table
 from components.shell import create_navbar, create_shell
 from db.migrate import DatabaseNotMigrated, ensure_migrated
 from db.session import make_engine, make_session_factory
-from services import auth, cache, export, proxy
+from services import auth, cache, export, proxy, security
 from services.cli import sync_cli, users_cli
 from services.container import Services
 from services.phoenix import PhoenixClient
@@ -133,6 +133,9 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
 
     app.layout = serve_layout
     table.init_app(app)
+    # Dash adds inline scripts (Pages' title callback) when it first serves a page, so their
+    # hashes are read per response; hashing a few short strings costs microseconds.
+    security.init_app(server, app.csp_hashes)
     # Dash raises on an unknown component-suite path; that is a client's 404, not our 500.
     server.register_error_handler(
         DependencyException, lambda _exc: Response("Not found\n", 404, mimetype="text/plain")

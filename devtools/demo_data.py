@@ -74,6 +74,8 @@ _SPAN_ID_CHUNK = 100
 _PAGE_LIMIT = 1000
 _HTTP_TIMEOUT = (5.0, 120.0)
 _POLL_INTERVAL_S = 1.0
+# Traces per OTLP batch in a large load; Phoenix then ingests each before the next is sent.
+_BATCH_TRACES = 400
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -927,16 +929,31 @@ def _emit_trace(tracer: trace_api.Tracer, t: _Trace) -> None:
         chain.end(end_time=t.end_ns)
 
 
-def _send_traces(url: str, seed: int, headers: Mapping[str, str], traces: Sequence[_Trace]) -> None:
-    """Emit all planned traces over OTLP and make sure every span was accepted."""
+def _send_traces(
+    url: str,
+    seed: int,
+    headers: Mapping[str, str],
+    traces: Sequence[_Trace],
+    after_batch: Callable[[Sequence[_Trace]], None] | None = None,
+) -> None:
+    """Emit all planned traces over OTLP and make sure every span was accepted.
+
+    With `after_batch`, traces go out in batches and it runs after each one is flushed: Phoenix
+    answers 503 when its ingestion queue is full, so large loads wait for it between batches.
+    """
     total = sum(3 if t.rag else 1 for t in traces)
     pipelines = {p: _make_pipeline(url, p, seed, headers, total + 64) for p in PROJECT_NAMES}
+    step = _BATCH_TRACES if after_batch else max(1, len(traces))
     try:
-        for t in traces:
-            _emit_trace(pipelines[t.project.name].tracer, t)
-        for pipeline in pipelines.values():
-            if not pipeline.provider.force_flush(timeout_millis=120_000):
-                raise RuntimeError("timed out flushing spans to Phoenix over OTLP")
+        for start in range(0, len(traces), step):
+            batch = traces[start : start + step]
+            for t in batch:
+                _emit_trace(pipelines[t.project.name].tracer, t)
+            for pipeline in pipelines.values():
+                if not pipeline.provider.force_flush(timeout_millis=120_000):
+                    raise RuntimeError("timed out flushing spans to Phoenix over OTLP")
+            if after_batch:
+                after_batch(batch)
     finally:
         for pipeline in pipelines.values():
             pipeline.provider.shutdown()
@@ -1022,11 +1039,17 @@ def _find_dataset(api: _Phoenix, name: str) -> str | None:
     return None
 
 
-def _wait_for_spans(api: _Phoenix, expected: Mapping[str, set[str]], timeout_s: float) -> None:
-    """Poll Phoenix until every sent span id is queryable in its project."""
+def _wait_for_spans(
+    api: _Phoenix,
+    expected: Mapping[str, set[str]],
+    timeout_s: float,
+    seen: dict[str, set[str]] | None = None,
+    resume: dict[str, str | None] | None = None,
+) -> None:
+    """Poll Phoenix until every sent span id is queryable; `seen`/`resume` carry over calls."""
     deadline = time.monotonic() + timeout_s
-    seen: dict[str, set[str]] = {project: set() for project in expected}
-    resume: dict[str, str | None] = dict.fromkeys(expected)
+    seen = {project: set() for project in expected} if seen is None else seen
+    resume = dict.fromkeys(expected) if resume is None else resume
     while True:
         for project, want in expected.items():
             if want <= seen[project]:
@@ -1389,12 +1412,16 @@ def load_demo(
         traces = [_plan_trace(trace_rng, clock_rng, now_ns) for _ in range(llm_spans)]
         total = sum(3 if t.rag else 1 for t in traces)
         logger.info("sending %d spans (%d LLM) over OTLP", total, llm_spans)
-        _send_traces(url, seed, headers, traces)
-
         expected: dict[str, set[str]] = {p: set() for p in PROJECT_NAMES}
-        for t in traces:
-            expected[t.project.name].update(t.span_ids)
-        _wait_for_spans(api, expected, timeout_s)
+        seen: dict[str, set[str]] = {p: set() for p in PROJECT_NAMES}
+        resume: dict[str, str | None] = dict.fromkeys(PROJECT_NAMES)
+
+        def ingested(batch: Sequence[_Trace]) -> None:
+            for t in batch:
+                expected[t.project.name].update(t.span_ids)
+            _wait_for_spans(api, expected, timeout_s, seen, resume)
+
+        _send_traces(url, seed, headers, traces, after_batch=ingested)
 
         annotations = _plan_annotations(random.Random(f"demo-annotations:{seed}"), traces)
         logger.info("writing %d span annotations", len(annotations))

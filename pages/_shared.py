@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from dash import Input, Output, State, callback, clientside_callback, no_update
+from dash import (
+    ClientsideFunction,
+    Input,
+    Output,
+    State,
+    callback,
+    clientside_callback,
+    no_update,
+)
 
 from components.live import create_live_status
 from services import analytics
@@ -67,8 +75,9 @@ def register_filter_callbacks(page: str) -> None:
             return no_update, no_update
         return state.query_string() or "?", state.query_string()
 
+    # A function from assets/filters.js, not inline code, so the CSP needs no hash for it.
     clientside_callback(
-        "function (range) { return range === 'custom' ? null : {display: 'none'}; }",
+        ClientsideFunction(namespace="filters", function_name="customRangeStyle"),
         Output(f"{page}-filter-custom", "style"),
         Input(f"{page}-filter-range", "value"),
         prevent_initial_call=True,

@@ -54,7 +54,7 @@ def test_expired_session_while_polling_returns_to_login(dash_duo, settings):
     _login(dash_duo, DEMO_EMAIL, DEMO_PASSWORD)
     dash_duo.wait_for_contains_text("#phoenix-status", "turned off", timeout=15)
     dash_duo.driver.delete_all_cookies()
-    WebDriverWait(dash_duo.driver, 10).until(EC.url_contains("/login?next=%2F"))
+    WebDriverWait(dash_duo.driver, 20).until(EC.url_contains("/login?next=%2F"))
     assert dash_duo.driver.find_elements(By.ID, "login-email")
     # Chrome logs the refused poll itself; that one entry is the expected signal, nothing else.
     refused = dash_duo.get_logs()

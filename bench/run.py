@@ -1,0 +1,54 @@
+"""Run every benchmark on the cached data and write bench/results.json and bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+
+from bench.common import DATA_DIR, SIZES, Dataset, Results, ensure_dataset, log
+from settings import PROJECT_DIR
+
+RESULTS_JSON = PROJECT_DIR / "bench" / "results.json"
+
+
+def prepare(sizes: list[str]) -> dict[str, Dataset]:
+    """Start and, the first time, seed and sync every size."""
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    return {size: ensure_dataset(size) for size in sizes}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Prepare the data, run the benchmarks and write the results."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--prepare-only", action="store_true", help="Seed and sync, then stop.")
+    parser.add_argument("--only", nargs="*", default=None, help="Run only these benchmarks.")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    started = time.monotonic()
+    datasets = prepare(list(SIZES))
+    try:
+        if args.prepare_only:
+            return 0
+        results = Results()
+        from bench import suites
+
+        for name, suite in suites.ALL.items():
+            if args.only and name not in args.only:
+                continue
+            log.info("running %s", name)
+            suite(datasets, results)
+        previous = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+        merged = {**previous, **results.values} if args.only else results.values
+        RESULTS_JSON.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+        suites.write_table(merged)
+        log.info("done in %.0f s", time.monotonic() - started)
+    finally:
+        for dataset in datasets.values():
+            dataset.phoenix.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,528 @@
+"""The benchmarks, one function per comparison, and the Markdown table of their results."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+import requests
+
+from app import create_app
+from bench.common import (
+    Dataset,
+    Results,
+    Stats,
+    dashboard_server,
+    interleave,
+    log,
+    signed_in,
+    timed,
+)
+from devtools.demo_data import send_traces
+from devtools.phoenix import free_port
+from services import analytics
+from services.cache import cache
+from services.container import get_services
+from services.phoenix import PhoenixClient
+from settings import PROJECT_DIR
+
+Suite = Callable[[dict[str, Dataset], Results], None]
+PROJECT = "support-bot"
+VERSION = "v2"
+CONDITION = f"span_kind == 'LLM' and llm.prompt_template.version == '{VERSION}'"
+
+
+# Proxy ------------------------------------------------------------------------------------------
+
+
+def _large_dataset(phoenix: PhoenixClient, rows: int = 20_000) -> str:
+    """Return the id of a large Phoenix dataset for download tests, uploading it once."""
+    name = f"bench-download-{rows}"
+    for dataset in phoenix.paginate("/v1/datasets", {"limit": 100}):
+        if dataset["name"] == name:
+            return str(dataset["id"])
+    body = {
+        "name": name,
+        "inputs": [{"question": f"How do I reset password number {i}? " * 4} for i in range(rows)],
+        "outputs": [
+            {"answer": f"Open settings, choose security, step {i}. " * 6} for i in range(rows)
+        ],
+        "metadata": [{"row": i} for i in range(rows)],
+    }
+    response = phoenix.request("POST", "/v1/datasets/upload", params={"sync": "true"}, json=body)
+    return str(response.json()["data"]["dataset_id"])
+
+
+def proxy(datasets: dict[str, Dataset], results: Results) -> None:
+    """Time span reads and a large CSV download through /api/phoenix against Phoenix directly."""
+    dataset = datasets["50k"]
+    phoenix = PhoenixClient(dataset.phoenix.url)
+    dataset_id = _large_dataset(phoenix)
+    direct = requests.Session()
+    with dashboard_server(dataset) as base:
+        through = signed_in(base)
+        path = f"/v1/projects/{PROJECT}/spans?limit=1000"
+
+        def via_proxy() -> None:
+            response = through.get(f"{base}/api/phoenix{path}", timeout=60)
+            assert response.status_code == 200 and len(response.json()["data"]) == 1000
+
+        def to_phoenix() -> None:
+            response = direct.get(f"{dataset.phoenix.url}{path}", timeout=60)
+            assert response.status_code == 200 and len(response.json()["data"]) == 1000
+
+        spans = interleave(via_proxy, to_phoenix, rounds=30, warmup=3)
+        results.add("proxy_overhead_ratio", spans.ratio)
+
+        sizes: list[int] = []
+
+        def download(session: requests.Session, url: str) -> Callable[[], None]:
+            def run() -> None:
+                with session.get(url, stream=True, timeout=120) as response:
+                    assert response.status_code == 200
+                    sizes.append(sum(len(c) for c in response.iter_content(1 << 16)))
+
+            return run
+
+        csv_path = f"/v1/datasets/{dataset_id}/csv"
+        downloads = interleave(
+            download(through, f"{base}/api/phoenix{csv_path}"),
+            download(direct, f"{dataset.phoenix.url}{csv_path}"),
+            rounds=10,
+        )
+        assert len(set(sizes)) == 1, "proxy and direct downloads differ in size"
+        # Same bytes both ways, so throughput(proxy) / throughput(direct) = t(direct) / t(proxy).
+        results.add("proxy_download_throughput_ratio", _inverse(downloads.ratio))
+        results.add("proxy_download_mb", sizes[0] / 1e6)
+
+
+def _inverse(stats: Stats) -> Stats:
+    return Stats(1 / stats.median, 1 / stats.p75, 1 / stats.p25, stats.n)
+
+
+# Analytics --------------------------------------------------------------------------------------
+
+
+class _Callback:
+    """The analytics page's redraw callback for one dataset, run in its own app context."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.app = create_app(dataset.settings())
+        self.search = dataset.query(project=PROJECT, versions=VERSION)
+        self.redraw = sys.modules["pages.analytics"].redraw
+
+    def warm(self) -> Any:
+        with self.app.server.test_request_context("/"):
+            return self.redraw(None, "prompt_version", self.search)
+
+    def cold(self) -> Any:
+        with self.app.server.test_request_context("/"):
+            cache.clear()
+            return self.redraw(None, "prompt_version", self.search)
+
+
+def _graphql_kpis(dataset: Dataset, names: list[str]) -> Callable[[], Any]:
+    phoenix = PhoenixClient(dataset.phoenix.url)
+    project_id = phoenix.project(PROJECT)["id"]
+    start, end = dataset.window
+
+    def run() -> Any:
+        aggregates = phoenix.project_aggregates(
+            project_id, start=start, end=end, filter_condition=CONDITION
+        )
+        summaries = [
+            phoenix.annotation_summary(
+                project_id, n, start=start, end=end, filter_condition=CONDITION
+            )
+            for n in names
+        ]
+        return aggregates, summaries
+
+    return run
+
+
+def _naive_rest(dataset: Dataset) -> Callable[[], Any]:
+    """Page every span of the project through REST, then aggregate in pandas."""
+    phoenix = PhoenixClient(dataset.phoenix.url)
+    start, end = dataset.window
+
+    def run() -> Any:
+        spans = pd.json_normalize(
+            list(
+                phoenix.paginate(
+                    f"/v1/projects/{PROJECT}/spans",
+                    {"limit": 1000, "start_time": start.isoformat(), "end_time": end.isoformat()},
+                )
+            )
+        )
+        llm = spans[
+            (spans["span_kind"] == "LLM")
+            & (spans.get("attributes.llm.prompt_template.version") == VERSION)
+        ]
+        latency = (
+            pd.to_datetime(llm["end_time"], format="ISO8601")
+            - pd.to_datetime(llm["start_time"], format="ISO8601")
+        ).dt.total_seconds() * 1000
+        annotations = pd.DataFrame(
+            list(phoenix.span_annotations(PROJECT, llm["context.span_id"].tolist()))
+        )
+        return (
+            len(llm),
+            latency.quantile([0.5, 0.95, 0.99]).tolist(),
+            llm.get("attributes.llm.token_count.total", pd.Series(dtype=float)).sum(),
+            (llm["status_code"] == "ERROR").mean(),
+            annotations.groupby("name")["result"].count() if not annotations.empty else None,
+        )
+
+    return run
+
+
+def analytics_suite(datasets: dict[str, Dataset], results: Results) -> None:
+    """Time the analytics callback warm, cold, against GraphQL, naive REST, and at 1k."""
+    big, small = _Callback(datasets["50k"]), _Callback(datasets["1k"])
+    big.warm()
+    warm = Stats.of([timed(big.warm) for _ in range(30)])
+    results.add("analytics_warm_ms_50k", warm, scale=1000)
+
+    with big.app.server.app_context(), get_services(big.app.server).sessions() as db:
+        names = sorted(
+            analytics.load_annotations(db, analytics.Filters(project=PROJECT))["name"].unique()
+        )
+    graphql = interleave(big.cold, _graphql_kpis(datasets["50k"], names), rounds=10)
+    results.add("analytics_cold_ms_50k", graphql.a, scale=1000)
+    results.add("analytics_graphql_ms_50k", graphql.b, scale=1000)
+    results.add("analytics_cold_vs_graphql_ratio_50k", graphql.ratio)
+
+    rest = interleave(_naive_rest(datasets["50k"]), big.cold, rounds=3)
+    results.add("analytics_rest_ms_50k", rest.a, scale=1000)
+    results.add("analytics_vs_rest_speedup_50k", rest.ratio)
+
+    growth = interleave(big.cold, small.cold, rounds=10)
+    results.add("analytics_cold_ms_1k", growth.b, scale=1000)
+    results.add("analytics_growth_ratio", growth.ratio)
+
+
+# Sync -------------------------------------------------------------------------------------------
+
+
+def sync_suite(datasets: dict[str, Dataset], results: Results) -> None:
+    """Time an idle sync tick at 50k against 1k of history, and a tick that reads 100 new spans."""
+    syncs = {}
+    for size in ("50k", "1k"):
+        app = create_app(datasets[size].settings())
+        sync = get_services(app.server).sync
+        assert sync is not None
+        sync.tick()  # reads the registry and anything left, so the timed ticks are idle
+        syncs[size] = sync
+    idle = interleave(syncs["50k"].tick, syncs["1k"].tick, rounds=10)
+    results.add("sync_idle_tick_ms_50k", idle.a, scale=1000)
+    results.add("sync_idle_tick_ms_1k", idle.b, scale=1000)
+    results.add("sync_idle_tick_ratio", idle.ratio)
+
+    times = []
+    for attempt in range(3):
+        send_traces(datasets["50k"].phoenix.url, count=100, seed=int(time.time()) * 10 + attempt)
+        start = time.perf_counter()
+        tick = syncs["50k"].tick()
+        times.append(time.perf_counter() - start)
+        assert tick.llm_spans >= 100, tick
+    results.add("sync_100_new_spans_ms", Stats.of(times), scale=1000)
+
+
+# Fan-out ----------------------------------------------------------------------------------------
+
+
+class _Counter(BaseHTTPRequestHandler):
+    """Forward to Phoenix and count each request: it stands between the dashboard and Phoenix."""
+
+    target: ClassVar[str] = ""
+    count: ClassVar[int] = 0
+    lock: ClassVar[threading.Lock] = threading.Lock()
+    session: ClassVar[requests.Session] = requests.Session()
+
+    def _forward(self) -> None:
+        with _Counter.lock:
+            _Counter.count += 1
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {
+            k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
+        }
+        upstream = _Counter.session.request(
+            self.command, f"{_Counter.target}{self.path}", data=body, headers=headers, timeout=60
+        )
+        payload = upstream.content
+        self.send_response(upstream.status_code)
+        self.send_header("Content-Type", upstream.headers.get("Content-Type", "application/json"))
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = _forward
+
+    def log_message(self, *_args: Any) -> None:
+        """Stay quiet."""
+
+
+def _poll_payload(page: str) -> dict[str, Any]:
+    outputs = [
+        {"id": f"{page}-watermark", "property": "data"},
+        {"id": f"{page}-live-status", "property": "children"},
+    ]
+    if page == "home":
+        outputs.append({"id": "home-status", "property": "children"})
+    return {
+        "output": "..." + "...".join(f"{o['id']}.{o['property']}" for o in outputs) + "..",
+        "outputs": outputs,
+        "inputs": [
+            {"id": f"{page}-poll", "property": "n_intervals", "value": 1},
+            {"id": f"{page}-live", "property": "value", "value": True},
+        ],
+        "state": [{"id": f"{page}-watermark", "property": "data", "value": None}],
+        "changedPropIds": [f"{page}-poll.n_intervals"],
+    }
+
+
+def fanout(datasets: dict[str, Dataset], results: Results) -> None:
+    """Count Phoenix requests per minute with 50 viewers polling against 1 viewer."""
+    dataset = datasets["10k"]
+    _Counter.target = dataset.phoenix.url
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), _Counter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    dataset_via_counter = Dataset(
+        dataset.name, dataset.llm_spans, dataset.phoenix, dataset.seeded_at, dataset.database_url
+    )
+    env = {"PHOENIX_URL": f"http://127.0.0.1:{port}", "SYNC_WORKER": "true", "SYNC_INTERVAL_S": "5"}
+    window_s = 15.0
+    try:
+        with dashboard_server(dataset_via_counter, **env) as base:
+            sessions = [signed_in(base) for _ in range(50)]
+            time.sleep(3)  # the first requests start the sync worker; let its first tick pass
+
+            def window(viewers: int) -> float:
+                stop = threading.Event()
+
+                def viewer(session: requests.Session, page: str) -> None:
+                    while not stop.is_set():
+                        session.post(
+                            f"{base}/_dash-update-component", json=_poll_payload(page), timeout=30
+                        )
+                        stop.wait(1.0)  # a 1 s poll interval: five times the default pressure
+
+                threads = [
+                    threading.Thread(target=viewer, args=(s, "home" if i % 2 == 0 else "analytics"))
+                    for i, s in enumerate(sessions[:viewers])
+                ]
+                before = _Counter.count
+                for thread in threads:
+                    thread.start()
+                time.sleep(window_s)
+                stop.set()
+                for thread in threads:
+                    thread.join()
+                return (_Counter.count - before) * 60 / window_s
+
+            one, fifty = [], []
+            for _ in range(2):
+                one.append(window(1))
+                fifty.append(window(50))
+            results.add("fanout_phoenix_requests_per_min_1", Stats.of(one))
+            results.add("fanout_phoenix_requests_per_min_50", Stats.of(fifty))
+            results.add("fanout_phoenix_requests_ratio", sum(fifty) / sum(one))
+    finally:
+        server.shutdown()
+
+
+# CSV export -------------------------------------------------------------------------------------
+
+
+def csv_export(datasets: dict[str, Dataset], results: Results) -> None:
+    """Export 100k rows through the endpoint against DataFrame.to_csv, and its peak memory."""
+    import subprocess
+
+    script = PROJECT_DIR / "bench" / "export_probe.py"
+    output = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PROJECT_DIR,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
+    ).stdout
+    values = dict(line.split("=", 1) for line in output.strip().splitlines() if "=" in line)
+    for key in ("csv_export_rows_per_s", "csv_export_vs_pandas_ratio", "csv_export_peak_mb"):
+        results.add(key, float(values[key]))
+    for key in ("csv_export_vs_pandas_ratio_p25", "csv_export_vs_pandas_ratio_p75"):
+        results.values[key] = float(values[key])
+
+
+# Page loads -------------------------------------------------------------------------------------
+
+PAGE_READY = {
+    "home": ("/", "#home-stats .js-plotly-plot .main-svg"),
+    "traces": ("/traces", "#traces-latency .plot .trace"),
+    "evaluations": ("/evaluations", "#evaluations-scores .plot .trace"),
+    "analytics": ("/analytics", "#analytics-latency .plot .trace"),
+    "experiments": ("/experiments", "#experiments-grid .ag-row"),
+    "playground": (
+        "/playground",
+        "#playground-kpis .js-plotly-plot .main-svg, #playground-template",
+    ),
+}
+
+
+def page_loads(datasets: dict[str, Dataset], results: Results) -> None:
+    """Time navigation to the first chart drawn on each page, in headless Chromium, at 10k."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from devtools.demo import DEMO_EMAIL, DEMO_PASSWORD
+
+    dataset = datasets["10k"]
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1440,900"):
+        options.add_argument(argument)
+    with dashboard_server(dataset) as base:
+        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        try:
+            driver.get(f"{base}/login")
+            driver.find_element("id", "login-email").send_keys(DEMO_EMAIL)
+            driver.find_element("id", "login-password").send_keys(DEMO_PASSWORD)
+            driver.find_element("id", "login-submit").click()
+            WebDriverWait(driver, 30).until(lambda d: "/login" not in d.current_url)
+            for page, (path, selector) in PAGE_READY.items():
+                query = "" if page in ("home", "experiments", "playground") else dataset.query()
+                url = f"{base}{path}{query}"
+                times = []
+                for _ in range(4):
+                    driver.get("about:blank")
+                    start = time.perf_counter()
+                    driver.get(url)
+                    WebDriverWait(driver, 60, poll_frequency=0.02).until(
+                        lambda d, s=selector: d.find_elements("css selector", s)
+                    )
+                    times.append(time.perf_counter() - start)
+                # The first load also fetches the JS bundles; the median of the rest is a revisit.
+                results.add(f"page_load_ms_{page}", Stats.of(times[1:]), scale=1000)
+                results.add(f"page_load_first_ms_{page}", times[0], scale=1000)
+        finally:
+            driver.quit()
+
+
+ALL: dict[str, Suite] = {
+    "proxy": proxy,
+    "analytics": analytics_suite,
+    "sync": sync_suite,
+    "fanout": fanout,
+    "export": csv_export,
+    "pages": page_loads,
+}
+
+# Table ------------------------------------------------------------------------------------------
+
+TARGETS: list[tuple[str, str, str, Callable[[float], bool] | None]] = [
+    (
+        "proxy_overhead_ratio",
+        "span page through /api/phoenix vs direct",
+        "≤ 1.10",
+        lambda v: v <= 1.10,
+    ),
+    (
+        "proxy_download_throughput_ratio",
+        "dataset CSV bytes/s, proxy vs direct",
+        "≥ 0.90",
+        lambda v: v >= 0.90,
+    ),
+    (
+        "analytics_warm_ms_50k",
+        "analytics callback, cache warm, 50k (ms)",
+        "≤ 100",
+        lambda v: v <= 100,
+    ),
+    (
+        "analytics_cold_vs_graphql_ratio_50k",
+        "cold callback vs Phoenix GraphQL KPIs, 50k",
+        "≤ 2.0",
+        lambda v: v <= 2.0,
+    ),
+    (
+        "analytics_vs_rest_speedup_50k",
+        "naive REST paging + pandas vs cold callback, 50k",
+        "≥ 50",
+        lambda v: v >= 50,
+    ),
+    ("analytics_growth_ratio", "cold callback 50k ÷ 1k", "≤ 5", lambda v: v <= 5),
+    ("sync_idle_tick_ratio", "idle sync tick, 50k ÷ 1k of history", "≤ 1.5", lambda v: v <= 1.5),
+    ("sync_100_new_spans_ms", "sync tick reading 100 new spans (ms)", "report", None),
+    (
+        "fanout_phoenix_requests_ratio",
+        "Phoenix requests/min, 50 viewers vs 1",
+        "≤ 1.2",
+        lambda v: v <= 1.2,
+    ),
+    ("csv_export_rows_per_s", "CSV export of 100k rows (rows/s)", "report", None),
+    (
+        "csv_export_vs_pandas_ratio",
+        "export endpoint vs DataFrame.to_csv",
+        "≤ 1.5",
+        lambda v: v <= 1.5,
+    ),
+    ("csv_export_peak_mb", "extra peak memory of that export (MB)", "≤ 100", lambda v: v <= 100),
+    *[
+        (
+            f"page_load_ms_{p}",
+            f"{p}: navigation to first chart, 10k (ms)",
+            "≤ 2500",
+            lambda v: v <= 2500,
+        )
+        for p in PAGE_READY
+    ],
+]
+TABLE_START, TABLE_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def render_table(values: dict[str, float]) -> str:
+    """Render the results against their targets as a Markdown table."""
+    lines = ["| key | what | measured (p25 to p75) | target | met |", "|---|---|---|---|---|"]
+    for key, what, target, check in TARGETS:
+        if key not in values:
+            lines.append(f"| `{key}` | {what} | not run | {target} | |")
+            continue
+        value = values[key]
+        spread = (
+            f" ({values[key + '_p25']:g} to {values[key + '_p75']:g})"
+            if key + "_p25" in values
+            else ""
+        )
+        met = "report" if check is None else ("yes" if check(value) else "**no**")
+        lines.append(f"| `{key}` | {what} | {value:g}{spread} | {target} | {met} |")
+    return "\n".join(lines)
+
+
+def write_table(
+    values: dict[str, float],
+    results_md: Path = PROJECT_DIR / "bench" / "RESULTS.md",
+    readme: Path = PROJECT_DIR / "README.md",
+) -> str:
+    """Write RESULTS.md and the README's copy of the table, between its markers."""
+    table = render_table(values)
+    results_md.write_text(
+        "# Benchmark results\n\nWritten by `make bench`; see bench/README.md.\n\n" + table + "\n"
+    )
+    text = readme.read_text()
+    if TABLE_START in text and TABLE_END in text:
+        head, rest = text.split(TABLE_START, 1)
+        tail = rest.split(TABLE_END, 1)[1]
+        readme.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}")
+    log.info("\n%s", table)
+    return table
