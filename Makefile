@@ -45,7 +45,7 @@ test: venv phoenix-venv system-deps lint
 
 # Seeds 1k, 10k and 50k LLM spans into bench/data/ once (about 15 min), then reuses them.
 bench: venv phoenix-venv system-deps
-	$(PY) -m bench.run
+	$(PY) -m devtools.services run --dir .tmp/bench-services -- $(PY) -m bench.run
 
 secret:
 	@$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(48))"

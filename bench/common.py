@@ -189,6 +189,9 @@ def dashboard_server(dataset: Dataset, **env: str) -> Iterator[str]:
         "PHOENIX_URL": dataset.phoenix.url,
         "SYNC_WORKER": "false",
         "LOG_LEVEL": "WARNING",
+        # Shared cache and sync lock across gunicorn workers, as deployed (`make bench` starts a
+        # throwaway Redis); without it each worker probes Phoenix's status on its own.
+        "REDIS_URL": os.environ.get("TEST_REDIS_URL", ""),
         **env,
     }
     gunicorn = Path(sys.executable).with_name("gunicorn")

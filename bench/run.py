@@ -38,10 +38,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.only and name not in args.only:
                 continue
             log.info("running %s", name)
-            suite(datasets, results)
-        previous = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
-        merged = {**previous, **results.values} if args.only else results.values
-        RESULTS_JSON.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+            try:
+                suite(datasets, results)
+            except Exception:  # one broken suite must not lose the others' numbers
+                log.exception("suite %s failed; its keys stay out of the results", name)
+            previous = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+            merged = {**previous, **results.values} if args.only else results.values
+            RESULTS_JSON.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
         suites.write_table(merged)
         log.info("done in %.0f s", time.monotonic() - started)
     finally:

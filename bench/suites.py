@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import statistics
 import sys
 import threading
 import time
@@ -16,6 +18,7 @@ import requests
 
 from app import create_app
 from bench.common import (
+    DATA_DIR,
     Dataset,
     Results,
     Stats,
@@ -56,7 +59,11 @@ def _large_dataset(phoenix: PhoenixClient, rows: int = 20_000) -> str:
         ],
         "metadata": [{"row": i} for i in range(rows)],
     }
-    response = phoenix.request("POST", "/v1/datasets/upload", params={"sync": "true"}, json=body)
+    # A one-off upload that Phoenix takes a while to store: longer than the client's read timeout.
+    response = requests.post(
+        f"{phoenix.base_url}/v1/datasets/upload", params={"sync": "true"}, json=body, timeout=900
+    )
+    response.raise_for_status()
     return str(response.json()["data"]["dataset_id"])
 
 
@@ -216,15 +223,35 @@ def sync_suite(datasets: dict[str, Dataset], results: Results) -> None:
     """Time an idle sync tick at 50k against 1k of history, and a tick that reads 100 new spans."""
     syncs = {}
     for size in ("50k", "1k"):
-        app = create_app(datasets[size].settings())
+        # A copy of the synced database, aged by an hour: the steady state in which no span
+        # was synced in the last minutes (the spans this suite adds would otherwise be "hot"
+        # in the next run), and the cached database stays as it was.
+        source = Path(datasets[size].database_url.removeprefix("sqlite:///"))
+        copy = source.with_name(f"sync-copy-{size}.db")
+        with sqlite3.connect(source) as src, sqlite3.connect(copy) as dst:
+            src.backup(dst)
+            dst.execute("UPDATE span_facts SET synced_at = datetime(synced_at, '-1 hour')")
+        app = create_app(datasets[size].settings(database_url=f"sqlite:///{copy}"))
         sync = get_services(app.server).sync
         assert sync is not None
         sync.tick()  # reads the registry and anything left, so the timed ticks are idle
         syncs[size] = sync
-    idle = interleave(syncs["50k"].tick, syncs["1k"].tick, rounds=10)
-    results.add("sync_idle_tick_ms_50k", idle.a, scale=1000)
-    results.add("sync_idle_tick_ms_1k", idle.b, scale=1000)
-    results.add("sync_idle_tick_ratio", idle.ratio)
+    # Alternating ticks, one every 2.5 s (each side every 5 s, as deployed), for two minutes:
+    # the once-a-minute slice of older spans falls inside the measurement, not outside it.
+    ticks: dict[str, list[float]] = {"50k": [], "1k": []}
+    for index in range(48):
+        first, second = ("50k", "1k") if index % 4 < 2 else ("1k", "50k")
+        size = first if index % 2 == 0 else second
+        ticks[size].append(timed(syncs[size].tick))
+        time.sleep(2.5)
+    ratios = [a / b for a, b in zip(ticks["50k"], ticks["1k"], strict=True)]
+    results.add("sync_idle_tick_ms_50k", Stats.of(ticks["50k"]), scale=1000)
+    results.add("sync_idle_tick_ms_1k", Stats.of(ticks["1k"]), scale=1000)
+    results.add("sync_idle_tick_ratio", Stats.of(ratios))
+    # The mean carries the minute's slice too: the cost Phoenix sees, averaged over ticks.
+    results.add(
+        "sync_idle_tick_mean_ratio", statistics.mean(ticks["50k"]) / statistics.mean(ticks["1k"])
+    )
 
     times = []
     for attempt in range(3):
@@ -301,7 +328,8 @@ def fanout(datasets: dict[str, Dataset], results: Results) -> None:
         dataset.name, dataset.llm_spans, dataset.phoenix, dataset.seeded_at, dataset.database_url
     )
     env = {"PHOENIX_URL": f"http://127.0.0.1:{port}", "SYNC_WORKER": "true", "SYNC_INTERVAL_S": "5"}
-    window_s = 15.0
+    # Whole minutes, so each window holds exactly one of the sync's once-a-minute slices.
+    window_s = 60.0
     try:
         with dashboard_server(dataset_via_counter, **env) as base:
             sessions = [signed_in(base) for _ in range(50)]
@@ -330,13 +358,10 @@ def fanout(datasets: dict[str, Dataset], results: Results) -> None:
                     thread.join()
                 return (_Counter.count - before) * 60 / window_s
 
-            one, fifty = [], []
-            for _ in range(2):
-                one.append(window(1))
-                fifty.append(window(50))
+            one, fifty = [window(1)], [window(50)]
             results.add("fanout_phoenix_requests_per_min_1", Stats.of(one))
             results.add("fanout_phoenix_requests_per_min_50", Stats.of(fifty))
-            results.add("fanout_phoenix_requests_ratio", sum(fifty) / sum(one))
+            results.add("fanout_phoenix_requests_ratio", fifty[0] / one[0])
     finally:
         server.shutdown()
 
@@ -367,21 +392,19 @@ def csv_export(datasets: dict[str, Dataset], results: Results) -> None:
 # Page loads -------------------------------------------------------------------------------------
 
 PAGE_READY = {
-    "home": ("/", "#home-stats .js-plotly-plot .main-svg"),
-    "traces": ("/traces", "#traces-latency .plot .trace"),
-    "evaluations": ("/evaluations", "#evaluations-scores .plot .trace"),
-    "analytics": ("/analytics", "#analytics-latency .plot .trace"),
+    "home": ("/", "#home-stats .js-plotly-plot .trace"),
+    "traces": ("/traces", "#traces-latency .trace"),
+    "evaluations": ("/evaluations", "#evaluations-scores .trace"),
+    "analytics": ("/analytics", "#analytics-latency .trace"),
     "experiments": ("/experiments", "#experiments-grid .ag-row"),
-    "playground": (
-        "/playground",
-        "#playground-kpis .js-plotly-plot .main-svg, #playground-template",
-    ),
+    "playground": ("/playground", "#playground-template"),
 }
 
 
 def page_loads(datasets: dict[str, Dataset], results: Results) -> None:
     """Time navigation to the first chart drawn on each page, in headless Chromium, at 10k."""
     from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -408,10 +431,18 @@ def page_loads(datasets: dict[str, Dataset], results: Results) -> None:
                     driver.get("about:blank")
                     start = time.perf_counter()
                     driver.get(url)
-                    WebDriverWait(driver, 60, poll_frequency=0.02).until(
-                        lambda d, s=selector: d.find_elements("css selector", s)
-                    )
+                    try:
+                        WebDriverWait(driver, 60, poll_frequency=0.02).until(
+                            lambda d, s=selector: d.find_elements("css selector", s)
+                        )
+                    except TimeoutException:
+                        shot = DATA_DIR / f"page-{page}.png"
+                        driver.save_screenshot(str(shot))
+                        log.error("%s: no %s after 60 s; see %s", page, selector, shot)
+                        break
                     times.append(time.perf_counter() - start)
+                if len(times) < 2:
+                    continue
                 # The first load also fetches the JS bundles; the median of the rest is a revisit.
                 results.add(f"page_load_ms_{page}", Stats.of(times[1:]), scale=1000)
                 results.add(f"page_load_first_ms_{page}", times[0], scale=1000)
@@ -463,6 +494,12 @@ TARGETS: list[tuple[str, str, str, Callable[[float], bool] | None]] = [
     ),
     ("analytics_growth_ratio", "cold callback 50k ÷ 1k", "≤ 5", lambda v: v <= 5),
     ("sync_idle_tick_ratio", "idle sync tick, 50k ÷ 1k of history", "≤ 1.5", lambda v: v <= 1.5),
+    (
+        "sync_idle_tick_mean_ratio",
+        "idle sync tick, mean with the minute's annotation slice",
+        "report",
+        None,
+    ),
     ("sync_100_new_spans_ms", "sync tick reading 100 new spans (ms)", "report", None),
     (
         "fanout_phoenix_requests_ratio",

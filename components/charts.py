@@ -1,91 +1,159 @@
-"""Plotly figures for the analytics pages; an empty frame gives a friendly empty chart."""
+"""Plotly figures for the analytics pages, as plain dicts; an empty frame gives a friendly chart."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pandas as pd
-import plotly.express as px
-import plotly.graph_objects as go
 from dash import dcc
 
+Figure = dict[str, Any]
 LEGEND_BELOW = {"orientation": "h", "y": -0.2}
+# Plotly's default colours and the look of its "plotly_white" template, written out once:
+# building figures as dicts skips plotly's per-property validation, which cost most of a redraw.
+COLORS = [
+    "#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A",
+    "#19d3f3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52",
+]  # fmt: skip
+_AXIS = {
+    "gridcolor": "#EBF0F8",
+    "linecolor": "#EBF0F8",
+    "zerolinecolor": "#EBF0F8",
+    "automargin": True,
+}
+_BASE_LAYOUT: dict[str, Any] = {
+    "paper_bgcolor": "white",
+    "plot_bgcolor": "white",
+    "colorway": COLORS,
+    "font": {"color": "#2a3f5f"},
+    "hovermode": "closest",
+    "xaxis": _AXIS,
+    "yaxis": _AXIS,
+}
 
 
-def _styled(figure: go.Figure, height: int = 280, **layout: Any) -> go.Figure:
-    """Apply the dashboard's chart style."""
-    figure.update_layout(
-        height=height,
-        margin={"l": 40, "r": 10, "t": 40, "b": 30},
-        template="plotly_white",
-        **layout,
-    )
-    return figure
+def _figure(data: list[dict[str, Any]], title: str, height: int = 280, **layout: Any) -> Figure:
+    """Return a figure in the dashboard's chart style."""
+    merged: dict[str, Any] = {
+        **_BASE_LAYOUT,
+        "height": height,
+        "margin": {"l": 40, "r": 10, "t": 40, "b": 30},
+        "title": {"text": title},
+    }
+    for key, value in layout.items():
+        merged[key] = {**merged[key], **value} if isinstance(merged.get(key), dict) else value
+    return {"data": data, "layout": merged}
 
 
-def create_empty_figure(message: str, title: str = "") -> go.Figure:
+def create_empty_figure(message: str, title: str = "") -> Figure:
     """Build a blank chart that says why it is blank."""
-    figure = go.Figure()
-    figure.add_annotation(
-        text=message, showarrow=False, font={"size": 14}, x=0.5, y=0.5, xref="paper", yref="paper"
+    note = {
+        "text": message, "showarrow": False, "font": {"size": 14},
+        "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper",
+    }  # fmt: skip
+    return _figure(
+        [], title, xaxis={"visible": False}, yaxis={"visible": False}, annotations=[note]
     )
-    return _styled(figure, title=title, xaxis={"visible": False}, yaxis={"visible": False})
 
 
-def create_series_figure(frame: pd.DataFrame, y: str, title: str, y_title: str) -> go.Figure:
+def _groups(frame: pd.DataFrame, column: str) -> list[tuple[Any, pd.DataFrame]]:
+    """Split a frame by a column, in order of first appearance, as plotly express does."""
+    return [(key, frame[frame[column] == key]) for key in frame[column].drop_duplicates()]
+
+
+def create_series_figure(frame: pd.DataFrame, y: str, title: str, y_title: str) -> Figure:
     """Plot one metric over time, a line per series (prompt version or model)."""
     if frame.empty:
         return create_empty_figure("No data for these filters", title)
-    figure = px.line(
-        frame,
-        x="bucket",
-        y=y,
-        color="series",
-        markers=True,
-        title=title,
-        labels={"bucket": "", y: y_title, "series": ""},
-    )
-    return _styled(figure, legend=LEGEND_BELOW)
+    data = [
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": str(name),
+            "x": part["bucket"].to_numpy(),
+            "y": part[y].to_numpy(),
+        }
+        for name, part in _groups(frame, "series")
+    ]
+    return _figure(data, title, yaxis={"title": {"text": y_title}}, legend=LEGEND_BELOW)
 
 
-def create_histogram(values: pd.Series, title: str, x_title: str) -> go.Figure:
+def create_histogram(values: pd.Series, title: str, x_title: str) -> Figure:
     """Plot the distribution of one measure."""
     if values.empty:
         return create_empty_figure("No data for these filters", title)
-    figure = px.histogram(values.to_frame(name=x_title), x=x_title, nbins=40, title=title)
-    return _styled(figure, bargap=0.05, yaxis_title="calls")
+    data = [{"type": "histogram", "x": values.to_numpy(), "nbinsx": 40, "name": x_title}]
+    return _figure(
+        data,
+        title,
+        bargap=0.05,
+        xaxis={"title": {"text": x_title}},
+        yaxis={"title": {"text": "calls"}},
+    )
 
 
-def create_score_box(annotations: pd.DataFrame, title: str) -> go.Figure:
+def create_score_box(annotations: pd.DataFrame, title: str) -> Figure:
     """Plot the score distribution per evaluator, a box per prompt version."""
     scored = annotations.dropna(subset=["score"])
     if scored.empty:
         return create_empty_figure("No scored evaluations for these filters", title)
-    figure = px.box(
-        scored.assign(prompt_version=scored["prompt_version"].fillna("(none)")),
-        x="name",
-        y="score",
-        color="prompt_version",
-        title=title,
-        labels={"name": "", "score": "score", "prompt_version": ""},
+    scored = scored.assign(prompt_version=scored["prompt_version"].fillna("(none)"))
+    data = [
+        {
+            "type": "box",
+            "name": str(version),
+            "x": part["name"].to_numpy(),
+            "y": part["score"].to_numpy(),
+        }
+        for version, part in _groups(scored, "prompt_version")
+    ]
+    return _figure(
+        data,
+        title,
+        height=300,
+        boxmode="group",
+        yaxis={"title": {"text": "score"}},
+        legend=LEGEND_BELOW,
     )
-    return _styled(figure, height=300, legend=LEGEND_BELOW)
 
 
-def create_label_bars(fractions: pd.DataFrame, title: str) -> go.Figure:
+def create_label_bars(fractions: pd.DataFrame, title: str) -> Figure:
     """Plot label fractions per evaluator and prompt version as stacked bars."""
     if fractions.empty:
         return create_empty_figure("No labelled evaluations for these filters", title)
     frame = fractions.assign(group=fractions["name"] + " · " + fractions["prompt_version"])
-    figure = px.bar(
-        frame,
-        x="group",
-        y="fraction",
-        color="label",
-        title=title,
-        labels={"group": "", "fraction": "share", "label": ""},
+    data = [
+        {
+            "type": "bar",
+            "name": str(label),
+            "x": part["group"].to_numpy(),
+            "y": part["fraction"].to_numpy(),
+        }
+        for label, part in _groups(frame, "label")
+    ]
+    return _figure(
+        data,
+        title,
+        height=300,
+        barmode="stack",
+        yaxis={"title": {"text": "share"}},
+        legend={"orientation": "h", "y": -0.3},
     )
-    return _styled(figure, height=300, barmode="stack", legend={"orientation": "h", "y": -0.3})
+
+
+def create_sparkline(values: list[float]) -> Figure:
+    """Build a tiny line without axes, for the quick-stat cards."""
+    return {
+        "data": [{"type": "scatter", "y": values, "mode": "lines", "line": {"width": 1.5}}],
+        "layout": {
+            **_BASE_LAYOUT,
+            "height": 40,
+            "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
+            "xaxis": {"visible": False},
+            "yaxis": {"visible": False},
+            "showlegend": False,
+        },
+    }
 
 
 CHART_HEIGHT_PX = 300

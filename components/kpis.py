@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
-import plotly.graph_objects as go
 from dash import dcc, html
 
+from components.charts import create_sparkline
 from services.analytics import Kpis, PeriodStats
 
 NO_VALUE = "\u2013"  # an en dash stands for "no data"
@@ -71,16 +71,9 @@ def _change(current: float | None, previous: float | None, *, lower_is_better: b
 
 
 def _sparkline(values: list[float]) -> dcc.Graph:
-    figure = go.Figure(go.Scatter(y=values, mode="lines", line={"width": 1.5}))
-    figure.update_layout(
-        height=40,
-        margin={"l": 0, "r": 0, "t": 0, "b": 0},
-        template="plotly_white",
-        xaxis={"visible": False},
-        yaxis={"visible": False},
-        showlegend=False,
+    return dcc.Graph(
+        figure=create_sparkline(values), config={"displayModeBar": False, "staticPlot": True}
     )
-    return dcc.Graph(figure=figure, config={"displayModeBar": False, "staticPlot": True})
 
 
 def create_period_cards(page: str, window: str, stats: PeriodStats) -> dbc.Row:

@@ -127,9 +127,19 @@ register_filter_callbacks(PAGE)
     Input(f"{PAGE}-state", "data"),
 )
 def redraw(_mark: int | None, split: str, search: str | None) -> tuple[Any, ...]:
-    """Compute and draw everything for the current filters."""
+    """Compute and draw everything for the current filters, once per watermark and minute."""
     state = state_from_search(search)
     filters = state.to_filters()
+    with get_services().sessions() as db:
+        mark = analytics.watermark(db)
+    # Every tab with the same filters shares one computation until new data arrives.
+    return analytics.cached(
+        f"analytics-page:{split}", filters, mark, lambda: _draw(state, filters, split)
+    )
+
+
+def _draw(state: FilterState, filters: analytics.Filters, split: str) -> tuple[Any, ...]:
+    """Compute and draw everything for these filters."""
     with get_services().sessions() as db:
         message = analytics.unknown_filter_message(db, filters)
         spans = analytics.load_spans(db, filters)

@@ -39,7 +39,13 @@ PROCESS_NAME = f"{socket.gethostname()}:{os.getpid()}"
 UNVERSIONED = "unversioned"
 # Annotations arrive after their spans: re-read them for spans synced this recently.
 ANNOTATION_REFRESH = timedelta(hours=24)
-ANNOTATION_REFRESH_MAX_SPANS = 5000
+# Spans this new are re-read on every tick (evaluations usually land within minutes)...
+ANNOTATION_HOT = timedelta(minutes=10)
+ANNOTATION_HOT_MAX_SPANS = 1000
+# ...and older ones of the last day in turn, a slice a minute, so an idle tick's cost stays
+# flat however much history there is (Phoenix's annotation lookups slow down as it grows).
+ANNOTATION_SLICE_SPANS = 1000
+ANNOTATION_SLICE_INTERVAL_S = 60.0
 REGISTRY_MAX_AGE_S = 60.0
 
 
@@ -150,6 +156,8 @@ class PromptSync:
         self.page_size = page_size
         self._registry: dict[str, RegistryEntry] = {}
         self._registry_read_at = float("-inf")
+        self._refresh_offset = 0
+        self._slice_read_at = float("-inf")
 
     # Registry ---------------------------------------------------------------------------------
 
@@ -322,14 +330,18 @@ class PromptSync:
 
     def _refresh_annotations(self) -> int:
         """Re-read annotations of recently synced LLM spans and upsert them with their links."""
-        since = utcnow() - ANNOTATION_REFRESH
+        now = utcnow()
+        columns = (SpanFact.project, SpanFact.phoenix_span_id, SpanFact.prompt_id)
         with self.sessions() as db:
-            rows = db.execute(
-                select(SpanFact.project, SpanFact.phoenix_span_id, SpanFact.prompt_id)
-                .where(SpanFact.synced_at >= since)
+            hot = db.execute(
+                select(*columns)
+                .where(SpanFact.synced_at >= now - ANNOTATION_HOT)
                 .order_by(SpanFact.id.desc())
-                .limit(ANNOTATION_REFRESH_MAX_SPANS)
+                .limit(ANNOTATION_HOT_MAX_SPANS)
             ).all()
+            due = time.monotonic() - self._slice_read_at >= ANNOTATION_SLICE_INTERVAL_S
+            warm = self._next_slice(db, columns, now) if due else []
+        rows = [*hot, *warm]
         by_project: dict[str, dict[str, Any]] = {}
         for project, span_id, prompt_id in rows:
             by_project.setdefault(project, {})[span_id] = prompt_id
@@ -339,6 +351,23 @@ class PromptSync:
             with self.sessions.begin() as db:
                 changed += self._store_annotations(db, project, annotations, prompts_by_span)
         return changed
+
+    def _next_slice(self, db: Session, columns: tuple[Any, ...], now: datetime) -> list[Any]:
+        """Take the next slice of the day's older spans; after the oldest, start over."""
+        warm = db.execute(
+            select(*columns)
+            .where(
+                SpanFact.synced_at >= now - ANNOTATION_REFRESH,
+                SpanFact.synced_at < now - ANNOTATION_HOT,
+            )
+            .order_by(SpanFact.id.desc())
+            .offset(self._refresh_offset)
+            .limit(ANNOTATION_SLICE_SPANS)
+        ).all()
+        self._slice_read_at = time.monotonic()
+        full = len(warm) == ANNOTATION_SLICE_SPANS
+        self._refresh_offset = self._refresh_offset + len(warm) if full else 0
+        return list(warm)
 
     def _store_annotations(
         self,

@@ -234,3 +234,43 @@ def test_worker_backs_off_while_phoenix_is_down(settings) -> None:
     with sessions() as db:
         status = db.get(SyncStatus, 1)
         assert status is not None and "cannot be reached" in (status.last_error or "")
+
+
+@pytest.mark.integration
+def test_annotation_refresh_takes_a_flat_slice_per_tick(
+    settings, phoenix_server, demo_loaded, monkeypatch
+) -> None:
+    """Older spans of the last day are re-read a slice per tick, in turn; new ones every tick."""
+    from datetime import UTC, datetime, timedelta
+
+    from services import sync as sync_module
+
+    app = create_app(settings.with_overrides(phoenix_enabled=True, phoenix_url=phoenix_server.url))
+    services = get_services(app.server)
+    sync = services.sync
+    assert sync is not None
+    sync.tick()
+    with services.sessions.begin() as db:
+        db.execute(sa.update(SpanFact).values(synced_at=datetime.now(UTC) - timedelta(hours=2)))
+        total = db.scalar(sa.select(sa.func.count()).select_from(SpanFact)) or 0
+    assert total >= 60
+    slice_size = total // 3 + 1  # three ticks cover every span, the fourth starts over
+    monkeypatch.setattr(sync_module, "ANNOTATION_SLICE_SPANS", slice_size)
+    monkeypatch.setattr(sync_module, "ANNOTATION_SLICE_INTERVAL_S", 0.0)
+    asked: list[set[str]] = []
+    real = sync.phoenix.span_annotations
+
+    def spy(project, span_ids, **kwargs):
+        ids = list(span_ids)
+        asked[-1].update(ids)
+        return real(project, ids, **kwargs)
+
+    monkeypatch.setattr(sync.phoenix, "span_annotations", spy)
+    for _ in range(4):
+        asked.append(set())
+        assert not sync.tick().changed  # nothing new or edited: no redraw for anyone
+    assert [len(a) for a in asked[:3]] == [slice_size, slice_size, total - 2 * slice_size]
+    with services.sessions() as db:
+        every = set(db.scalars(sa.select(SpanFact.phoenix_span_id)))
+    assert set().union(*asked[:3]) == every  # every span of the day, each once per round
+    assert asked[3] == asked[0]  # and round again
