@@ -38,7 +38,8 @@ def _figure(data: list[dict[str, Any]], title: str, height: int = 280, **layout:
         **_BASE_LAYOUT,
         "height": height,
         "margin": {"l": 40, "r": 10, "t": 40, "b": 30},
-        "title": {"text": title},
+        # Left, as plotly_white puts it, clear of the mode bar on the right.
+        "title": {"text": title, "x": 0.05},
     }
     for key, value in layout.items():
         merged[key] = {**merged[key], **value} if isinstance(merged.get(key), dict) else value
