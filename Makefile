@@ -43,7 +43,7 @@ lint: venv
 test: venv phoenix-venv system-deps lint
 	$(PY) -m devtools.services run --dir .tmp/services -- $(PY) -m pytest
 
-# Seeds 1k, 10k and 50k LLM spans into bench/data/ once (about 15 min), then reuses them.
+# Seeds 1k, 10k and 50k LLM spans into bench/data/ once (about 17 min), then reuses them.
 bench: venv phoenix-venv system-deps
 	$(PY) -m devtools.services run --dir .tmp/bench-services -- $(PY) -m bench.run
 

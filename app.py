@@ -134,7 +134,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     app.layout = serve_layout
     table.init_app(app)
     # Dash adds inline scripts (Pages' title callback) when it first serves a page, so their
-    # hashes are read per response; hashing a few short strings costs microseconds.
+    # hashes are read per response (a few short strings to hash).
     security.init_app(server, app.csp_hashes)
     # Dash raises on an unknown component-suite path; that is a client's 404, not our 500.
     server.register_error_handler(

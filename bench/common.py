@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 
@@ -122,8 +123,6 @@ class Dataset:
 
     def query(self, **filters: str) -> str:
         """Return a page's URL query for these filters over the seeded window."""
-        from urllib.parse import urlencode
-
         start, end = self.window
         pairs = {**filters, "range": "custom"}
         pairs["start"] = start.strftime("%Y-%m-%dT%H:%M")

@@ -57,25 +57,19 @@ def create_empty_figure(message: str, title: str = "") -> Figure:
     )
 
 
-def _groups(frame: pd.DataFrame, column: str) -> list[tuple[Any, pd.DataFrame]]:
-    """Split a frame by a column, in order of first appearance, as plotly express does."""
-    return [(key, frame[frame[column] == key]) for key in frame[column].drop_duplicates()]
+def _traces(frame: pd.DataFrame, by: str, x: str, y: str, **trace: Any) -> list[dict[str, Any]]:
+    """Make a trace per value of `by`, in order of first appearance, as plotly express does."""
+    return [
+        {**trace, "name": str(key), "x": part[x].to_numpy(), "y": part[y].to_numpy()}
+        for key, part in ((k, frame[frame[by] == k]) for k in frame[by].drop_duplicates())
+    ]
 
 
 def create_series_figure(frame: pd.DataFrame, y: str, title: str, y_title: str) -> Figure:
     """Plot one metric over time, a line per series (prompt version or model)."""
     if frame.empty:
         return create_empty_figure("No data for these filters", title)
-    data = [
-        {
-            "type": "scatter",
-            "mode": "lines+markers",
-            "name": str(name),
-            "x": part["bucket"].to_numpy(),
-            "y": part[y].to_numpy(),
-        }
-        for name, part in _groups(frame, "series")
-    ]
+    data = _traces(frame, "series", "bucket", y, type="scatter", mode="lines+markers")
     return _figure(data, title, yaxis={"title": {"text": y_title}}, legend=LEGEND_BELOW)
 
 
@@ -99,15 +93,7 @@ def create_score_box(annotations: pd.DataFrame, title: str) -> Figure:
     if scored.empty:
         return create_empty_figure("No scored evaluations for these filters", title)
     scored = scored.assign(prompt_version=scored["prompt_version"].fillna("(none)"))
-    data = [
-        {
-            "type": "box",
-            "name": str(version),
-            "x": part["name"].to_numpy(),
-            "y": part["score"].to_numpy(),
-        }
-        for version, part in _groups(scored, "prompt_version")
-    ]
+    data = _traces(scored, "prompt_version", "name", "score", type="box")
     return _figure(
         data,
         title,
@@ -123,15 +109,7 @@ def create_label_bars(fractions: pd.DataFrame, title: str) -> Figure:
     if fractions.empty:
         return create_empty_figure("No labelled evaluations for these filters", title)
     frame = fractions.assign(group=fractions["name"] + " · " + fractions["prompt_version"])
-    data = [
-        {
-            "type": "bar",
-            "name": str(label),
-            "x": part["group"].to_numpy(),
-            "y": part["fraction"].to_numpy(),
-        }
-        for label, part in _groups(frame, "label")
-    ]
+    data = _traces(frame, "label", "group", "fraction", type="bar")
     return _figure(
         data,
         title,

@@ -100,7 +100,8 @@ def create_filter_bar(
     )
 
 
-def _local(moment: datetime | None) -> str | None:
+def _input_value(moment: datetime | None) -> str | None:
+    """Render a time as a datetime-local input's value, in UTC."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if moment else None
 
 
@@ -114,7 +115,7 @@ def create_custom_range(page: str, state: FilterState) -> dbc.Row:
                     dbc.Input(
                         id=f"{page}-filter-{name}",
                         type="datetime-local",
-                        value=_local(value),
+                        value=_input_value(value),
                         # Typing a date fires once, when the field loses focus or on Enter.
                         debounce=True,
                     ),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html, no_update
+from sqlalchemy.orm import Session
 
 from components.charts import create_chart_slot, create_series_figure
 from components.filter_bar import create_empty_notice, create_filtered_page_top
@@ -131,19 +133,22 @@ def redraw(_mark: int | None, split: str, search: str | None) -> tuple[Any, ...]
     state = state_from_search(search)
     filters = state.to_filters()
     with get_services().sessions() as db:
-        mark = analytics.watermark(db)
-    # Every tab with the same filters shares one computation until new data arrives.
-    return analytics.cached(
-        f"analytics-page:{split}", filters, mark, lambda: _draw(state, filters, split)
-    )
+        # Every tab with the same filters shares one computation until new data arrives.
+        return analytics.cached(
+            f"analytics-page:{split}",
+            filters,
+            analytics.watermark(db),
+            lambda: _draw(db, state, filters, split),
+        )
 
 
-def _draw(state: FilterState, filters: analytics.Filters, split: str) -> tuple[Any, ...]:
+def _draw(
+    db: Session, state: FilterState, filters: analytics.Filters, split: str
+) -> tuple[Any, ...]:
     """Compute and draw everything for these filters."""
-    with get_services().sessions() as db:
-        message = analytics.unknown_filter_message(db, filters)
-        spans = analytics.load_spans(db, filters)
-        annotations = analytics.load_annotations(db, filters)
+    message = analytics.unknown_filter_message(db, filters)
+    spans = analytics.load_spans(db, filters)
+    annotations = analytics.load_annotations(db, filters)
     series = analytics.time_series(
         spans,
         split="model" if split == "model" else "prompt_version",
@@ -226,8 +231,6 @@ def compare(version_a: str | None, version_b: str | None, search: str | None) ->
 
 
 def _comparison_href(state: FilterState, version_a: str, version_b: str) -> str:
-    from urllib.parse import urlencode
-
     query = state.query_string()
     extra = urlencode({"a": version_a, "b": version_b})
     return f"/api/export/{PAGE}/comparison.csv{query}{'&' if query else '?'}{extra}"

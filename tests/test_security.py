@@ -32,7 +32,7 @@ def test_every_dashboard_response_carries_the_headers(client, auth, path: str) -
     assert "'unsafe-inline'" not in policy["script-src"]
 
 
-def test_the_dash_page_allows_exactly_its_inline_scripts(client, auth) -> None:
+def test_the_dash_page_allows_its_inline_scripts_by_hash(client, auth) -> None:
     auth.create()
     auth.login()
     response = client.get("/")
