@@ -13,8 +13,10 @@ import click
 import dash
 import flask_bootstrap
 from dash.exceptions import DependencyException
-from flask import Flask, Response, send_from_directory
+from flask import Flask, Response, has_request_context, send_from_directory
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import Map
 
 from components import table
@@ -65,6 +67,13 @@ def create_server(settings: Settings) -> Flask:
         SESSION_REFRESH_EACH_REQUEST=True,
         TESTING=settings.testing,
     )
+    if settings.trusted_proxies:
+        # The client's own address, scheme and host, as the proxies in front saw them: the
+        # login limit counts per address, and the CSRF origin check compares hosts.
+        hops = settings.trusted_proxies
+        server.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            server.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
     engine = make_engine(settings.database_url)
     ensure_migrated(engine)
     phoenix = (
@@ -127,7 +136,10 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
         """Build the shell for the signed-in user on every page load."""
         name = current_user.display_name if current_user.is_authenticated else ""
         navbar = create_navbar(
-            dash.page_registry.values(), phoenix_enabled=settings.phoenix_enabled, user_name=name
+            dash.page_registry.values(),
+            phoenix_enabled=settings.phoenix_enabled,
+            user_name=name,
+            csrf_token=generate_csrf() if has_request_context() else "",
         )
         return create_shell(navbar)
 

@@ -35,6 +35,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or a positive integer")
+    return value
+
+
 def _positive_float(raw: str) -> float:
     value = float(raw)
     if not value > 0:
@@ -88,25 +95,37 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
-def _env(name: str, parse: Callable[[str], Any], help_text: str) -> Any:
+def _env(name: str, parse: Callable[[str], Any], help_text: str, *, secret: bool = False) -> Any:
     """Declare a field read from the environment variable `name`."""
-    return field(metadata={"env": name, "parse": parse, "help": help_text})
+    # A secret stays out of repr(), hence out of tracebacks and logs that print the settings.
+    return field(repr=not secret, metadata={"env": name, "parse": parse, "help": help_text})
 
 
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the dashboard, with a default and a check."""
 
-    secret_key: str = _env("SECRET_KEY", _secret_key, "Signs session cookies and tokens.")
-    database_url: str = _env("DATABASE_URL", _database_url, "SQLAlchemy URL of our database.")
-    redis_url: str = _env("REDIS_URL", _redis_url, "Redis for cache and locks; empty = in-process.")
+    secret_key: str = _env(
+        "SECRET_KEY", _secret_key, "Signs session cookies and tokens.", secret=True
+    )
+    database_url: str = _env(
+        "DATABASE_URL", _database_url, "SQLAlchemy URL of our database.", secret=True
+    )
+    redis_url: str = _env(
+        "REDIS_URL", _redis_url, "Redis for cache and locks; empty = in-process.", secret=True
+    )
     phoenix_enabled: bool = _env(
         "PHOENIX_ENABLED", _parse_bool, "Turns the Phoenix integration on."
     )
     phoenix_url: str = _env("PHOENIX_URL", _http_url, "Base URL of the Phoenix server.")
-    phoenix_api_key: str = _env("PHOENIX_API_KEY", _text, "Phoenix API key used for reads.")
+    phoenix_api_key: str = _env(
+        "PHOENIX_API_KEY", _text, "Phoenix API key used for reads.", secret=True
+    )
     phoenix_write_api_key: str = _env(
-        "PHOENIX_WRITE_API_KEY", _text, "Phoenix MEMBER key used only for writes by members+."
+        "PHOENIX_WRITE_API_KEY",
+        _text,
+        "Phoenix MEMBER key used only for writes by members+.",
+        secret=True,
     )
     phoenix_ui_auth: str = _env(
         "PHOENIX_UI_AUTH", _ui_auth, "How /phoenix/ signs in: inject (our keys) or phoenix-login."
@@ -126,6 +145,11 @@ class Settings:
     )
     session_cookie_secure: bool = _env(
         "SESSION_COOKIE_SECURE", _parse_bool, "Send the session cookie over HTTPS only."
+    )
+    trusted_proxies: int = _env(
+        "TRUSTED_PROXIES",
+        _non_negative_int,
+        "Reverse proxies in front whose X-Forwarded-For/-Proto/-Host to believe; 0 = none.",
     )
     login_max_failures: int = _env(
         "LOGIN_MAX_FAILURES", _positive_int, "Failed logins per account or address per window."
@@ -163,6 +187,7 @@ class Settings:
             "PHOENIX_READ_TIMEOUT_S": "15",
             "SESSION_LIFETIME_MINUTES": "720",
             "SESSION_COOKIE_SECURE": "false",
+            "TRUSTED_PROXIES": "0",
             "LOGIN_MAX_FAILURES": "5",
             "LOGIN_WINDOW_S": "300",
             "POLL_INTERVAL_S": "5",

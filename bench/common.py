@@ -25,6 +25,7 @@ from db.migrate import upgrade
 from devtools.demo import DEMO_EMAIL, DEMO_PASSWORD, ensure_demo_user
 from devtools.demo_data import load_demo
 from devtools.phoenix import PhoenixServer, free_port, start_phoenix
+from devtools.signin import sign_in
 from services.container import get_services
 from settings import PROJECT_DIR, Settings
 
@@ -177,6 +178,21 @@ def ensure_dataset(size: str) -> Dataset:
     return dataset
 
 
+def wait_until_healthy(
+    base: str, process: subprocess.Popen[Any], failure: str, timeout_s: float = 60
+) -> None:
+    """Wait until a started dashboard answers /healthz, or fail with `failure`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            requests.get(f"{base}/healthz", timeout=2)
+            return
+        except requests.RequestException:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(failure) from None
+            time.sleep(0.2)
+
+
 @contextmanager
 def dashboard_server(dataset: Dataset, **env: str) -> Iterator[str]:
     """Serve the dashboard for a dataset under gunicorn on loopback; yield its base URL."""
@@ -212,15 +228,7 @@ def dashboard_server(dataset: Dataset, **env: str) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                requests.get(f"{base}/healthz", timeout=2)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the dashboard did not start") from None
-                time.sleep(0.2)
+        wait_until_healthy(base, process, "the dashboard did not start")
         yield base
     finally:
         process.terminate()
@@ -230,12 +238,7 @@ def dashboard_server(dataset: Dataset, **env: str) -> Iterator[str]:
 def signed_in(base: str) -> requests.Session:
     """Return a requests session signed in as the demo user."""
     session = requests.Session()
-    response = session.post(
-        f"{base}/login",
-        data={"email": DEMO_EMAIL, "password": DEMO_PASSWORD},
-        allow_redirects=False,
-        timeout=10,
-    )
+    response = sign_in(session, base, DEMO_EMAIL, DEMO_PASSWORD)
     if response.status_code != 302:
         raise RuntimeError(f"bench login failed: {response.status_code}")
     return session

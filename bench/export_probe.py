@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from app import create_app
 from db.migrate import upgrade
 from db.models import Prompt, SpanFact
+from devtools.signin import csrf_token
 from services import analytics
 from services.container import get_services
 from settings import PROJECT_DIR, Settings
@@ -97,7 +98,11 @@ def main() -> None:
         if users.get_by_email(db, "bench@example.com") is None:
             users.create_user(db, "bench@example.com", PASSWORD, role="viewer")
     client = server.test_client()
-    client.post("/login", data={"email": "bench@example.com", "password": PASSWORD})
+    form = client.get("/login").get_data(as_text=True)
+    client.post(
+        "/login",
+        data={"email": "bench@example.com", "password": PASSWORD, "csrf_token": csrf_token(form)},
+    )
 
     def export() -> int:
         response = client.get(f"/api/export/analytics/llm-calls.csv{QUERY}", buffered=False)

@@ -5,7 +5,24 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import html
 
-from services.phoenix import PhoenixStatus
+from services.phoenix import (
+    PhoenixAuthError,
+    PhoenixError,
+    PhoenixHTTPError,
+    PhoenixStatus,
+    PhoenixUnavailable,
+)
+
+
+def phoenix_error_text(exc: PhoenixError) -> str:
+    """Say in one sentence what went wrong talking to Phoenix, for a page's error alert."""
+    if isinstance(exc, PhoenixUnavailable):
+        return f"Phoenix can't be reached: {exc}."
+    if isinstance(exc, PhoenixAuthError):
+        return f"Phoenix refused the dashboard's key: {exc}."
+    if isinstance(exc, PhoenixHTTPError) and exc.status == 429:
+        return f"Phoenix is rate limiting the dashboard: {exc}."
+    return f"Phoenix answered with an error: {exc}."
 
 
 def create_phoenix_status(status: PhoenixStatus | None) -> dbc.Alert:
@@ -26,10 +43,11 @@ def create_phoenix_status(status: PhoenixStatus | None) -> dbc.Alert:
             color="success",
             id="phoenix-status",
         )
+    heading = "Phoenix answers with errors. " if status.answered else "Phoenix can't be reached. "
     return dbc.Alert(
         [
             html.I(className="bi bi-exclamation-triangle-fill me-2"),
-            html.Strong("Phoenix can't be reached. "),
+            html.Strong(heading),
             f"{status.error}. The dashboard keeps working; Phoenix data will return when ",
             html.Code(status.url),
             " answers again.",

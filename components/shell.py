@@ -31,12 +31,28 @@ def create_nav_links(pages: Iterable[Mapping[str, Any]], *, phoenix_enabled: boo
     return links
 
 
+def create_logout_form(csrf_token: str) -> html.Form:
+    """Build the Sign out menu entry: a POST with the CSRF token, as every change is."""
+    return html.Form(
+        [
+            dcc.Input(type="hidden", name="csrf_token", value=csrf_token),
+            html.Button("Sign out", type="submit", className="dropdown-item", id="nav-logout"),
+        ],
+        action="/logout",
+        method="POST",
+    )
+
+
 def create_navbar(
-    pages: Iterable[Mapping[str, Any]], *, phoenix_enabled: bool, user_name: str
+    pages: Iterable[Mapping[str, Any]],
+    *,
+    phoenix_enabled: bool,
+    user_name: str,
+    csrf_token: str,
 ) -> dbc.Navbar:
     """Build the top navbar with the pages and the signed-in user."""
     user_menu = dbc.DropdownMenu(
-        [dbc.DropdownMenuItem("Sign out", href="/logout", external_link=True, id="nav-logout")],
+        [create_logout_form(csrf_token)],
         label=html.Span([html.I(className="bi bi-person-circle me-1"), user_name]),
         nav=True,
         align_end=True,

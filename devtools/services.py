@@ -316,6 +316,25 @@ def start_postgres(base: Path) -> Postgres:
     return pg
 
 
+def restart_postgres(pg: Postgres) -> None:
+    """Restart the cluster on its port, cutting every open connection, as a failover would."""
+    # -l sends the new postmaster's output to the log, not to the pipe pg_command waits on.
+    pg_command(
+        pg,
+        "pg_ctl",
+        "-D",
+        str(pg.data),
+        "-m",
+        "fast",
+        "-w",
+        "-t",
+        "60",
+        "-l",
+        str(pg.log),
+        "restart",
+    )
+
+
 def stop_postgres(pg: Postgres) -> None:
     """Stop the cluster and delete its directory."""
     pid_file = pg.data / "postmaster.pid"
@@ -369,20 +388,22 @@ def redis_answers(port: int) -> bool:
         return False
 
 
-def start_redis(base: Path) -> Redis:
-    """Start redis-server on a free loopback port and wait until it answers."""
+def start_redis(base: Path, port: int | None = None) -> Redis:
+    """Start redis-server on `port` or a free loopback port and wait until it answers."""
     began = time.monotonic()
     binary = redis_binary()
     root = Path(tempfile.mkdtemp(prefix="redis-", dir=base))
     log = root / "redis.log"
     try:
-        for attempt in range(1, PORT_ATTEMPTS + 1):
-            port = free_port()
+        # A port that was asked for gets one try: another port would not be what was asked.
+        attempts = 1 if port else PORT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            chosen = port or free_port()
             logged = size(log)
             command = [
                 binary,
                 "--port",
-                str(port),
+                str(chosen),
                 "--bind",
                 HOST,
                 "--save",
@@ -403,15 +424,15 @@ def start_redis(base: Path) -> Redis:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-            redis = Redis(pid=proc.pid, root=str(root), port=port, proc=proc)
+            redis = Redis(pid=proc.pid, root=str(root), port=chosen, proc=proc)
             deadline = time.monotonic() + 15
             while proc.poll() is None and time.monotonic() < deadline:
-                if redis_answers(port):
-                    say(f"Redis ready on {HOST}:{port} ({time.monotonic() - began:.1f}s)")
+                if redis_answers(chosen):
+                    say(f"Redis ready on {HOST}:{chosen} ({time.monotonic() - began:.1f}s)")
                     return redis
                 time.sleep(0.05)
             stop_redis(redis, remove=False)
-            if attempt == PORT_ATTEMPTS or "already in use" not in read_from(log, logged):
+            if attempt == attempts or "already in use" not in read_from(log, logged):
                 raise ServiceError(f"redis-server did not answer PING:\n{read_tail(log)}")
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)

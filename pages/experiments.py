@@ -10,6 +10,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
 from components.phoenix_pane import create_phoenix_pane
+from components.phoenix_status import phoenix_error_text
 from components.table import create_data_table
 from services import experiments
 from services.container import get_services
@@ -46,7 +47,7 @@ def layout(**query: str) -> html.Div:
         return html.Div(
             [
                 header,
-                dbc.Alert(f"Phoenix can't be reached: {exc}", color="danger", id=f"{PAGE}-error"),
+                dbc.Alert(phoenix_error_text(exc), color="danger", id=f"{PAGE}-error"),
             ]
         )
     options = [{"label": f"{r.dataset} / {r.name}", "value": r.id} for r in table.itertuples()]
@@ -103,7 +104,7 @@ def compare(experiment_a: str | None, experiment_b: str | None) -> Any:
         table = experiments.experiments_table(phoenix)
         result = experiments.compare(phoenix, experiment_a, experiment_b)
     except PhoenixError as exc:
-        return dbc.Alert(f"Phoenix can't be reached: {exc}", color="danger")
+        return dbc.Alert(phoenix_error_text(exc), color="danger")
     dataset_id = table.loc[table["id"] == experiment_a, "dataset_id"].iloc[0]
     pair = urlencode([("a", experiment_a), ("b", experiment_b)])
     compare_path = f"/datasets/{dataset_id}/compare?" + urlencode(

@@ -8,11 +8,12 @@ from urllib.parse import urlencode
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, callback, dcc, html
+from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components.filter_bar import create_page_header
 from components.kpis import create_kpi_cards
 from components.phoenix_pane import create_phoenix_pane, phoenix_href
+from components.phoenix_status import phoenix_error_text
 from components.table import create_data_table
 from pages._shared import register_live_callback
 from services import analytics, prompts
@@ -52,7 +53,7 @@ def layout(**query: str) -> html.Div:
         return html.Div(
             [
                 header,
-                dbc.Alert(f"Phoenix can't be reached: {exc}", color="danger", id=f"{PAGE}-error"),
+                dbc.Alert(phoenix_error_text(exc), color="danger", id=f"{PAGE}-error"),
             ]
         )
     names = [p["name"] for p in registry]
@@ -110,7 +111,11 @@ def _find(prompt_name: str | None) -> dict[str, Any] | None:
 )
 def versions(prompt_name: str | None, current: str | None) -> tuple[Any, Any]:
     """Offer the chosen prompt's versions, newest first."""
-    prompt = _find(prompt_name)
+    try:
+        prompt = _find(prompt_name)
+    except PhoenixError:
+        # Keep the offered versions; the detail below says what went wrong.
+        return no_update, no_update
     if prompt is None:
         return [], None
     options = [
@@ -130,13 +135,19 @@ def versions(prompt_name: str | None, current: str | None) -> tuple[Any, Any]:
 )
 def show_version(version_id: str | None, prompt_name: str | None) -> tuple[Any, Any, Any]:
     """Show the template and tags, embed Phoenix's playground, and keep the URL in step."""
-    prompt = _find(prompt_name)
-    version = next((v for v in (prompt or {}).get("versions", []) if v["id"] == version_id), None)
     services = get_services()
-    if prompt is None or version is None or services.phoenix is None:
-        return html.P("Pick a prompt and version.", className="text-body-secondary"), None, ""
-    with services.sessions() as db:
-        detail = prompts.version_detail(services.phoenix, db, prompt, version)
+    try:
+        prompt = _find(prompt_name)
+        version = next(
+            (v for v in (prompt or {}).get("versions", []) if v["id"] == version_id), None
+        )
+        if prompt is None or version is None or services.phoenix is None:
+            return html.P("Pick a prompt and version.", className="text-body-secondary"), None, ""
+        with services.sessions() as db:
+            detail = prompts.version_detail(services.phoenix, db, prompt, version)
+    except PhoenixError as exc:
+        alert = dbc.Alert(phoenix_error_text(exc), color="danger", id=f"{PAGE}-detail-error")
+        return alert, None, no_update
     card = dbc.Card(
         dbc.CardBody(
             [
@@ -188,13 +199,19 @@ def show_version(version_id: str | None, prompt_name: str | None) -> tuple[Any, 
 )
 def metrics(_mark: int | None, version_id: str | None, prompt_name: str | None) -> Any:
     """Show the version's metrics and its recent traces, redrawn when new data arrives."""
-    prompt = _find(prompt_name)
-    version = next((v for v in (prompt or {}).get("versions", []) if v["id"] == version_id), None)
     services = get_services()
-    if prompt is None or version is None or services.phoenix is None:
-        return None
+    try:
+        prompt = _find(prompt_name)
+        version = next(
+            (v for v in (prompt or {}).get("versions", []) if v["id"] == version_id), None
+        )
+        if prompt is None or version is None or services.phoenix is None:
+            return None
+        with services.sessions() as db:
+            detail = prompts.version_detail(services.phoenix, db, prompt, version)
+    except PhoenixError as exc:
+        return dbc.Alert(phoenix_error_text(exc), color="danger", id=f"{PAGE}-metrics-error")
     with services.sessions() as db:
-        detail = prompts.version_detail(services.phoenix, db, prompt, version)
         if detail.label is None:
             return dbc.Alert(
                 "No traffic for this version has synced yet.", color="info", id=f"{PAGE}-empty"

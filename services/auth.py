@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import secrets
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -21,10 +22,11 @@ from flask import (
     url_for,
 )
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 
 from services import tokens, users
-from services.cache import cache
+from services.cache import shared
 from services.container import get_services
 
 bp = Blueprint("auth", __name__)
@@ -36,6 +38,7 @@ PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/vendor/")
 PUBLIC_PATHS = frozenset({"/_favicon.ico"})
 # Anything under these answers JSON; a browser page never lives there.
 API_PREFIXES = ("/_dash-", "/_reload-hash", "/api/")
+REVOCATION_MARGIN_S = 60
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,23 @@ class SessionUser(UserMixin):
         return str(self.id)
 
 
+def _revoked_key(sid: str) -> str:
+    return f"session-revoked:{sid}"
+
+
 @login_manager.user_loader
+def load_session_user(user_id: str) -> SessionUser | None:
+    """Load the session's user, unless that session was signed out."""
+    # A signed cookie stays valid until it expires: a copy of it, or an in-flight response that
+    # re-sends it after the logout, must not sign the user back in.
+    sid = session.get("sid")
+    if not isinstance(sid, str) or shared().get(_revoked_key(sid)):
+        # Empty it, so no response refreshes the dead session's cookie past its revocation.
+        session.clear()
+        return None
+    return load_user(user_id)
+
+
 def load_user(user_id: str) -> SessionUser | None:
     """Reload the user on every request, so deactivation and role changes apply at once."""
     if not user_id.isdigit():
@@ -82,7 +101,7 @@ def load_user_from_token(req: Request) -> SessionUser | None:
     return user
 
 
-@bp.route("/api/token", methods=["GET", "POST"])
+@bp.route("/api/token", methods=["GET"])
 def api_token() -> Response:
     """Mint (or reuse) a bearer token for the signed-in user."""
     if g.get("token_auth"):
@@ -119,36 +138,42 @@ def safe_next(target: str | None) -> str:
 
 
 class LoginRateLimiter:
-    """Count failed logins per account and per address in a fixed window, in the shared cache."""
+    """Count failed logins per account and per address, in the shared cache.
+
+    Each count runs for one window from its first failure, so a burst of guesses cannot
+    straddle a window boundary and earn twice the allowance.
+    """
 
     def __init__(self, max_failures: int, window_s: int) -> None:
         self.max_failures = max_failures
         self.window_s = window_s
 
     def _keys(self, email: str, address: str) -> list[str]:
-        window = int(time.time() // self.window_s)
-        return [
-            f"login-fail:acct:{users.normalize_email(email)}:{window}",
-            f"login-fail:addr:{address}:{window}",
-        ]
+        return [f"login-fail:acct:{users.normalize_email(email)}", f"login-fail:addr:{address}"]
 
     def retry_after_s(self, email: str, address: str) -> int:
         """Return seconds until another try is allowed, or 0 when allowed now."""
+        backend = shared()
         for key in self._keys(email, address):
-            if (cache.get(key) or 0) >= self.max_failures:
-                return self.window_s - int(time.time() % self.window_s)
+            if backend.counted(key) >= self.max_failures:
+                since = backend.get(f"{key}:since")
+                left = float(since) + self.window_s - time.time() if since else self.window_s
+                return max(1, math.ceil(left))
         return 0
 
     def record_failure(self, email: str, address: str) -> None:
         """Count one failed attempt for the account and the address."""
+        backend = shared()
         for key in self._keys(email, address):
-            # add() sets the expiry once; inc() keeps it, so keys vanish after their window.
-            cache.add(key, 0, timeout=self.window_s * 2)
-            cache.cache.inc(key)
+            backend.add(f"{key}:since", time.time(), timeout=self.window_s)
+            backend.count(key, self.window_s)
 
     def reset_account(self, email: str, address: str) -> None:
         """Forget the account's failures after a successful login."""
-        cache.delete(self._keys(email, address)[0])
+        key = self._keys(email, address)[0]
+        backend = shared()
+        backend.forget_count(key)
+        backend.delete(f"{key}:since")
 
 
 def _limiter() -> LoginRateLimiter:
@@ -159,6 +184,18 @@ def _limiter() -> LoginRateLimiter:
 def _login_form(next_url: str, email: str, error: str | None) -> str:
     """Render the login form; a refused sign-in re-renders it with 200, as browsers expect."""
     return render_template("login.html", next_url=next_url, email=email, error=error)
+
+
+def csrf_refused(reason: str) -> tuple[str, int] | None:
+    """Re-render the login or logout form when its CSRF token failed; None for other pages."""
+    message = f"This form expired or did not come from this site ({reason}). Try again."
+    if request.path == url_for("auth.login"):
+        next_url = safe_next(request.values.get("next"))
+        email = request.form.get("email", "").strip()[:320]
+        return _login_form(next_url, email, message), 400
+    if request.path == url_for("auth.logout"):
+        return render_template("logout.html", error=message), 400
+    return None
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -199,13 +236,24 @@ def login() -> BaseResponse | str:
     limiter.reset_account(email, address)
     session.clear()
     session.permanent = True
+    session["sid"] = secrets.token_urlsafe(16)
     login_user(session_user)
+    # Put the CSRF token in the session now: every later response re-sends the session cookie
+    # as its request saw it, so a token added by one page request could be lost to a parallel one.
+    generate_csrf()
     return redirect(next_url)
 
 
 @bp.route("/logout", methods=["GET", "POST"])
-def logout() -> BaseResponse:
-    """Sign the user out."""
+def logout() -> BaseResponse | str:
+    """Confirm on GET, so no link on another site can sign the user out; sign out on POST."""
+    if request.method == "GET":
+        return render_template("logout.html", error=None)
+    if isinstance(sid := session.get("sid"), str):
+        # A copy of the cookie dies a lifetime after its last signing, at the latest just
+        # after now; the margin covers responses still in flight.
+        lifetime_s = get_services().settings.session_lifetime_minutes * 60
+        shared().set(_revoked_key(sid), 1, timeout=lifetime_s + REVOCATION_MARGIN_S)
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))

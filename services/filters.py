@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ RANGES: dict[str, timedelta] = {
 DEFAULT_RANGE = "7d"
 STATUSES = ("OK", "ERROR")
 MAX_VALUE_LENGTH = 200
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,8 @@ def _text(value: object) -> str | None:
         value = value[-1] if value else None
     if value is None:
         return None
-    text = str(value).strip()
+    # Control characters name no prompt or model, and PostgreSQL refuses a NUL in any string.
+    text = CONTROL_CHARACTERS.sub("", str(value)).strip()
     return text[:MAX_VALUE_LENGTH] or None
 
 
@@ -101,7 +104,14 @@ def _time(value: str | None, name: str, problems: list[str]) -> datetime | None:
     except ValueError:
         problems.append(f"Ignored {name}={value!r}: use an ISO 8601 time such as 2026-11-25T09:00.")
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        # The filter bar and the queries work in UTC; an offset can push year 1 or 9999 past it.
+        moment.astimezone(UTC)
+    except OverflowError:
+        problems.append(f"Ignored {name}={value!r}: it falls outside the years 1 to 9999 in UTC.")
+        return None
+    return moment
 
 
 def parse_query(query: Mapping[str, object]) -> tuple[FilterState, list[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -9,6 +10,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 JSON = dict[str, Any]
@@ -16,6 +18,11 @@ JSON = dict[str, Any]
 # URL length uvicorn accepts.
 ANNOTATION_CHUNK = 500
 PAGE_LIMIT = 1000
+# Phoenix's Retry-After is honoured while the waits of one call add up to at most this; a longer
+# wait is reported at once instead, so a page or a sync tick never hangs on a rate limit.
+RETRY_AFTER_BUDGET_S = 5.0
+# What /arize_phoenix_version answers; anything else at the URL is not Phoenix.
+VERSION_PATTERN = re.compile(r"\d+(\.\d+)+[\w.+-]*")
 
 # latencyMsQuantile measures whole traces; spanLatencyMsQuantile measures the filtered spans.
 AGGREGATES_QUERY = """
@@ -69,10 +76,53 @@ class PhoenixAuthError(PhoenixError):
 class PhoenixHTTPError(PhoenixError):
     """Phoenix answered with another error status."""
 
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"Phoenix answered {status}: {detail}")
+    def __init__(self, status: int, detail: str, retry_after_s: float | None = None) -> None:
+        wait = f" (it asks to retry in {retry_after_s:.0f} s)" if retry_after_s is not None else ""
+        super().__init__(f"Phoenix answered {status}: {detail}{wait}")
         self.status = status
         self.detail = detail
+        self.retry_after_s = retry_after_s
+
+
+class BudgetedRetry(Retry):
+    """A urllib3 Retry that honours Retry-After only while the waits stay within a budget."""
+
+    budget_s: float = RETRY_AFTER_BUDGET_S
+    waited_s: float = 0.0
+
+    def new(self, **kw: Any) -> BudgetedRetry:
+        """Copy the retry state, carrying the budget and what was already waited."""
+        retry: BudgetedRetry = super().new(**kw)
+        retry.budget_s = self.budget_s
+        retry.waited_s = self.waited_s
+        return retry
+
+    def get_retry_after(self, response: Any) -> float | None:
+        """Read Retry-After; an unreadable one counts as absent (plain backoff applies)."""
+        try:
+            value: float | None = super().get_retry_after(response)
+        except InvalidHeader:
+            return None
+        return value
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: Any = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> BudgetedRetry:
+        """Count a retry, or give up at once when Retry-After asks for more than the budget."""
+        wait = self.get_retry_after(response) if response is not None else None
+        if wait is not None and self.waited_s + wait > self.budget_s:
+            # With raise_on_status off, urllib3 then hands back the 429/503 itself.
+            raise MaxRetryError(_pool, url, ResponseError("Retry-After over budget"))
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        assert isinstance(retry, BudgetedRetry)
+        retry.waited_s = self.waited_s + (wait or 0.0)
+        return retry
 
 
 @dataclass(frozen=True)
@@ -140,6 +190,8 @@ class PhoenixStatus:
     url: str
     version: str | None
     error: str | None
+    # True when Phoenix answered, but with an error: the banner then must not say "unreachable".
+    answered: bool = False
 
     @property
     def ok(self) -> bool:
@@ -152,10 +204,19 @@ def _detail(response: requests.Response) -> str:
     try:
         body = response.json()
     except ValueError:
+        if response.status_code >= 500:
+            # A server error's page may be a traceback: name the status, never show the dump.
+            return str(response.reason or "server error")
         return response.text.strip()[:500] or response.reason
     if isinstance(body, dict) and "detail" in body:
         return str(body["detail"])[:500]
     return str(body)[:500]
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Return the Retry-After of a 429 or 503 in seconds, if it is a plain number."""
+    value = response.headers.get("Retry-After", "").strip()
+    return float(value) if value.isdigit() else None
 
 
 def _aggregate_variables(
@@ -188,10 +249,12 @@ class PhoenixClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout_s, read_timeout_s)
         self.session = session or requests.Session()
-        retry = Retry(
+        retry = BudgetedRetry(
             total=retries,
             connect=retries,
-            read=0,  # a read timeout may follow a write that landed; never replay it blindly
+            # A read timeout may follow a write that landed; never replay it blindly. False,
+            # not 0: urllib3 then raises the timeout itself, which requests reports as one.
+            read=False,
             status=retries,
             backoff_factor=backoff_factor,
             status_forcelist=(429, 502, 503, 504),
@@ -213,10 +276,22 @@ class PhoenixClient:
             response = self.session.request(method, url, **kwargs)
         except requests.Timeout as exc:
             raise PhoenixUnavailable(f"Phoenix at {self.base_url} did not answer in time") from exc
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            raise PhoenixUnavailable(
+                f"Phoenix at {self.base_url} broke off its answer (incomplete response)"
+            ) from None
         except requests.ConnectionError as exc:
             raise PhoenixUnavailable(f"Phoenix at {self.base_url} cannot be reached") from exc
         except requests.RequestException as exc:
-            raise PhoenixUnavailable(f"Phoenix at {self.base_url} failed: {exc}") from exc
+            # The exception's text is a nest of urllib3 reprs; its name is enough for the page.
+            raise PhoenixUnavailable(
+                f"Phoenix at {self.base_url} failed ({type(exc).__name__})"
+            ) from exc
+        # urllib3 1.x does not enforce Content-Length: a body cut short would pass as whole.
+        if not kwargs.get("stream") and getattr(response.raw, "length_remaining", None):
+            raise PhoenixUnavailable(
+                f"Phoenix at {self.base_url} broke off its answer (incomplete response)"
+            )
         if response.status_code in (401, 403):
             raise PhoenixAuthError(response.status_code, _detail(response))
         if response.status_code in (502, 503, 504):
@@ -224,18 +299,21 @@ class PhoenixClient:
                 f"Phoenix at {self.base_url} is unavailable ({response.status_code})"
             )
         if response.status_code >= 400:
-            raise PhoenixHTTPError(response.status_code, _detail(response))
+            raise PhoenixHTTPError(response.status_code, _detail(response), _retry_after(response))
         return response
+
+    def _json(self, response: requests.Response) -> Any:
+        """Decode a JSON answer, reporting a body that is not JSON as a typed error."""
+        try:
+            return response.json()
+        except ValueError:
+            raise PhoenixHTTPError(response.status_code, "response is not valid JSON") from None
 
     def get_json(
         self, path: str, params: Mapping[str, Any] | Sequence[tuple[str, str]] | None = None
     ) -> Any:
         """GET a path and decode its JSON body."""
-        response = self.request("GET", path, params=params)
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise PhoenixHTTPError(response.status_code, "response is not valid JSON") from exc
+        return self._json(self.request("GET", path, params=params))
 
     def paginate(
         self, path: str, params: Mapping[str, Any] | Sequence[tuple[str, str]] | None = None
@@ -252,7 +330,12 @@ class PhoenixClient:
 
     def version(self) -> str:
         """Return the Phoenix server version."""
-        return self.request("GET", "/arize_phoenix_version").text.strip()
+        response = self.request("GET", "/arize_phoenix_version")
+        version = response.text.strip()
+        if not VERSION_PATTERN.fullmatch(version):
+            # A 200 from something else at this URL must not read as "Connected to Phoenix".
+            raise PhoenixHTTPError(response.status_code, "the answer is not a Phoenix version")
+        return version
 
     def projects(self) -> list[JSON]:
         """List the projects, without hidden experiment projects."""
@@ -350,7 +433,9 @@ class PhoenixClient:
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> JSON:
         """Run a GraphQL query and return its data, raising on GraphQL errors."""
         response = self.request("POST", "/graphql", json={"query": query, "variables": variables})
-        body = response.json()
+        body = self._json(response)
+        if not isinstance(body, dict):
+            raise PhoenixHTTPError(response.status_code, "GraphQL answer is not an object")
         if body.get("errors"):
             messages = "; ".join(str(e.get("message")) for e in body["errors"])
             raise PhoenixHTTPError(response.status_code, f"GraphQL: {messages}")
@@ -423,8 +508,10 @@ class PhoenixClient:
         """Report whether Phoenix answers and which version it runs."""
         try:
             return PhoenixStatus(self.base_url, self.version(), None)
-        except PhoenixError as exc:
+        except PhoenixUnavailable as exc:
             return PhoenixStatus(self.base_url, None, str(exc))
+        except PhoenixError as exc:
+            return PhoenixStatus(self.base_url, None, str(exc), answered=True)
 
     def close(self) -> None:
         """Release the pooled connections."""

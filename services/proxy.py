@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+import urllib3
 from flask import Blueprint, Flask, Request, Response, current_app, jsonify, request
 from flask_login import current_user
 from graphql import GraphQLError, OperationType, parse
@@ -53,16 +54,27 @@ ENCODED_TRAVERSAL = re.compile(r"%(2e|2f|5c|00|25)", flags=re.IGNORECASE)
 # phoenix-login mode needs whatever the dashboard role.
 NON_DATA_POSTS = frozenset({"client_errors", "auth/login", "auth/logout", "auth/refresh"})
 SAFE_PATH_CHARS = "/:@!$&'()*+,;=-._~"
+# Phoenix's 429 and 5xx answers reach the caller as our own short JSON, never Phoenix's body (a
+# server error's may be a traceback) or headers; 429, 503 and 504 keep their status and
+# Retry-After, every other 5xx becomes 502.
+KEPT_FAULT_STATUSES = {
+    429: "phoenix_rate_limited",
+    503: "phoenix_unavailable",
+    504: "phoenix_timeout",
+}
 
 
 class ProxyRefusal(Exception):
-    """The proxy refuses a request itself, before anything reaches Phoenix."""
+    """The proxy answers a request itself: refused before Phoenix, or Phoenix failed it."""
 
-    def __init__(self, status: int, error: str, message: str) -> None:
+    def __init__(
+        self, status: int, error: str, message: str, retry_after: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
         self.message = message
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -155,6 +167,7 @@ class PhoenixProxy:
                 path,
                 upstream.status_code,
             )
+        refuse_upstream_fault(upstream, self.settings.phoenix_url)
         return stream_response(upstream, pass_cookies=pass_cookies)
 
 
@@ -172,7 +185,8 @@ def graphql_writes(req: Request, body: bytes | None) -> bool:
     """Tell whether a GraphQL request holds a mutation or subscription."""
     documents: list[Any] = []
     if req.method == "GET":
-        documents.append(req.args.get("query", ""))
+        # Every `query` key: Werkzeug's get() reads the first, Phoenix's Starlette the last.
+        documents.extend(req.args.getlist("query") or [""])
     elif req.method == "POST":
         if req.mimetype == "application/json":
             try:
@@ -221,12 +235,38 @@ def phoenix_cookies(req: Request, own_cookie: str) -> str:
     return "; ".join(f"{name}={value}" for name, value in req.cookies.items() if name != own_cookie)
 
 
+def refuse_upstream_fault(upstream: requests.Response, phoenix_url: str) -> None:
+    """Turn Phoenix's 429 and 5xx answers into our own short refusal."""
+    status = upstream.status_code
+    if status != 429 and status < 500:
+        return
+    retry_after = upstream.headers.get("Retry-After")
+    upstream.close()
+    if status == 429:
+        wait = f"in {retry_after} s" if retry_after and retry_after.isdigit() else "later"
+        message = f"Phoenix at {phoenix_url} is rate limiting requests; try again {wait}."
+    else:
+        message = f"Phoenix at {phoenix_url} failed ({status} {upstream.reason or 'error'})."
+    kept = status in KEPT_FAULT_STATUSES
+    error = KEPT_FAULT_STATUSES.get(status, "phoenix_error")
+    raise ProxyRefusal(status if kept else 502, error, message, retry_after)
+
+
 def stream_response(upstream: requests.Response, *, pass_cookies: bool) -> Response:
     """Relay Phoenix's status, headers and raw bytes, encoded as Phoenix sent them."""
+    length = upstream.headers.get("Content-Length", "")
+    prefetched: bytes | None = None
+    if upstream.request.method != "HEAD" and length.isdigit() and int(length) <= CHUNK_BYTES:
+        # A small answer is read whole first: one cut short then becomes a clear 502, where
+        # a streamed one could only end early under a status already sent.
+        prefetched = read_whole(upstream, int(length))
 
     def body() -> Iterator[bytes]:
         try:
-            yield from upstream.raw.stream(CHUNK_BYTES, decode_content=False)
+            if prefetched is not None:
+                yield prefetched
+            else:
+                yield from upstream.raw.stream(CHUNK_BYTES, decode_content=False)
         finally:
             upstream.close()
 
@@ -243,6 +283,26 @@ def stream_response(upstream: requests.Response, *, pass_cookies: bool) -> Respo
     # Raw bytes keep their Content-Encoding, so Content-Length stays true.
     response.direct_passthrough = True
     return response
+
+
+def read_whole(upstream: requests.Response, length: int) -> bytes:
+    """Read a small raw body of known length, refusing one that times out or is cut short."""
+    url = upstream.url.split("?", 1)[0]
+    try:
+        data = upstream.raw.read(length, decode_content=False) if length else b""
+    except urllib3.exceptions.ReadTimeoutError:
+        upstream.close()
+        raise ProxyRefusal(
+            504, "phoenix_timeout", "Phoenix did not finish its answer in time."
+        ) from None
+    except urllib3.exceptions.HTTPError:
+        upstream.close()
+        raise ProxyRefusal(502, "phoenix_incomplete", "Phoenix broke off its answer.") from None
+    if len(data) < length:
+        upstream.close()
+        log.warning("phoenix answer cut short: %s gave %d of %d bytes", url, len(data), length)
+        raise ProxyRefusal(502, "phoenix_incomplete", "Phoenix broke off its answer.")
+    return data
 
 
 def check_path(path: str, req: Request, *, api_only: bool) -> str:
@@ -276,6 +336,8 @@ def refusal_response(exc: ProxyRefusal) -> Response:
     """Render a refusal as JSON."""
     response = jsonify(error=exc.error, message=exc.message)
     response.status_code = exc.status
+    if exc.retry_after:
+        response.headers["Retry-After"] = exc.retry_after
     return response
 
 

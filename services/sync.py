@@ -16,8 +16,10 @@ from typing import Any
 
 from flask import Flask
 from openinference.semconv.trace import OpenInferenceSpanKindValues, SpanAttributes
+from redis.exceptions import RedisError
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import (
@@ -30,6 +32,7 @@ from db.models import (
     SyncStatus,
     utcnow,
 )
+from services.cache import REDIS_SOCKET_TIMEOUT_S, RedisOutage, redis_label
 from services.phoenix import JSON, PhoenixClient, PhoenixError
 from settings import Settings
 
@@ -190,12 +193,19 @@ class PromptSync:
     def tick(self) -> TickResult:
         """Read everything new in every project, then refresh recent annotations."""
         result = TickResult()
-        self.load_registry()
-        for project in self.phoenix.projects():
-            name = project["name"]
-            result.projects.append(name)
-            self._follow_project(name, result)
-        result.annotations += self._refresh_annotations()
+        try:
+            self.load_registry()
+            for project in self.phoenix.projects():
+                name = project["name"]
+                result.projects.append(name)
+                self._follow_project(name, result)
+            self._refresh_annotations(result)
+        except Exception:
+            # Pages committed before the failure are in our tables: pages must redraw and the
+            # caches keyed by the watermark must not keep serving what came before them.
+            if result.changed:
+                self._bump_watermark()
+            raise
         with self.sessions.begin() as db:
             status = db.get(SyncStatus, 1) or SyncStatus(id=1, watermark=0)
             if result.changed:
@@ -209,6 +219,17 @@ class PromptSync:
     def record_failure(self, error: Exception) -> None:
         """Remember why the last tick failed, so pages can say since when data is stale."""
         record_failure(self.sessions, error)
+
+    def _bump_watermark(self) -> None:
+        """Tell pages that a failed tick still wrote data."""
+        try:
+            with self.sessions.begin() as db:
+                status = db.get(SyncStatus, 1) or SyncStatus(id=1, watermark=0)
+                status.watermark = (status.watermark or 0) + 1
+                db.add(status)
+        except SQLAlchemyError as exc:
+            # The tick's own failure is the one to report; this one only delays a redraw.
+            log.warning("could not move the watermark after a failed tick: %s", exc)
 
     def _follow_project(self, project: str, result: TickResult) -> None:
         """Page through a project's new spans; each page commits with its cursor."""
@@ -328,10 +349,12 @@ class PromptSync:
         upsert(db, PromptTrace.__table__, links, key=["phoenix_trace_id"])
         return len(facts)
 
-    def _refresh_annotations(self) -> int:
+    def _refresh_annotations(self, result: TickResult) -> None:
         """Re-read annotations of recently synced LLM spans and upsert them with their links."""
         now = utcnow()
         columns = (SpanFact.project, SpanFact.phoenix_span_id, SpanFact.prompt_id)
+        # A slice Phoenix failed to answer is taken again next tick, not skipped for a round.
+        slice_before = (self._refresh_offset, self._slice_read_at)
         with self.sessions() as db:
             hot = db.execute(
                 select(*columns)
@@ -345,12 +368,17 @@ class PromptSync:
         by_project: dict[str, dict[str, Any]] = {}
         for project, span_id, prompt_id in rows:
             by_project.setdefault(project, {})[span_id] = prompt_id
-        changed = 0
-        for project, prompts_by_span in by_project.items():
-            annotations = list(self.phoenix.span_annotations(project, prompts_by_span))
-            with self.sessions.begin() as db:
-                changed += self._store_annotations(db, project, annotations, prompts_by_span)
-        return changed
+        try:
+            for project, prompts_by_span in by_project.items():
+                annotations = list(self.phoenix.span_annotations(project, prompts_by_span))
+                with self.sessions.begin() as db:
+                    # Counted per commit, so a later project's failure still reports these.
+                    result.annotations += self._store_annotations(
+                        db, project, annotations, prompts_by_span
+                    )
+        except Exception:
+            self._refresh_offset, self._slice_read_at = slice_before
+            raise
 
     def _next_slice(self, db: Session, columns: tuple[Any, ...], now: datetime) -> list[Any]:
         """Take the next slice of the day's older spans; after the oldest, start over."""
@@ -448,38 +476,66 @@ class PromptSync:
 
 
 class SyncLock:
-    """Hold the right to sync for one deployment: in Redis when configured, else in-process."""
+    """Hold the right to sync for one deployment: in Redis when configured, else in-process.
+
+    While Redis is down the process lock stands in, so each replica may sync on its own;
+    the sync's upserts make that safe, only wasteful, until Redis answers again.
+    """
 
     _process_lock = threading.Lock()
 
     def __init__(self, redis_url: str, name: str = "dashboard:sync-lock", ttl_s: int = 30):
         self._owned = False
         self._redis_lock: Any = None
+        self.outage = RedisOutage(
+            redis_label(redis_url) if redis_url else "-", "the sync lock is this process's own"
+        )
         if redis_url:
             import redis
 
-            client = redis.Redis.from_url(redis_url)
+            client = redis.Redis.from_url(
+                redis_url,
+                socket_connect_timeout=REDIS_SOCKET_TIMEOUT_S,
+                socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+            )
             self._redis_lock = client.lock(name, timeout=ttl_s, blocking=False, thread_local=False)
 
     def acquire(self) -> bool:
         """Take the lock without waiting, or renew it if we hold it already."""
-        if self._redis_lock is not None:
-            if self._redis_lock.owned():
-                self._redis_lock.reacquire()
-                return True
-            return bool(self._redis_lock.acquire(blocking=False))
+        if self._redis_lock is not None and self.outage.should_try():
+            try:
+                held = self._acquire_redis()
+            except RedisError as exc:
+                self.outage.failed(exc)
+            else:
+                self.outage.answered()
+                self._release_process()
+                return held
         if not self._owned:
             self._owned = self._process_lock.acquire(blocking=False)
         return self._owned
 
+    def _acquire_redis(self) -> bool:
+        if self._redis_lock.owned():
+            self._redis_lock.reacquire()
+            return True
+        return bool(self._redis_lock.acquire(blocking=False))
+
+    def _release_process(self) -> None:
+        if self._owned:
+            self._owned = False
+            self._process_lock.release()
+
     def release(self) -> None:
         """Give the lock up if we hold it."""
         if self._redis_lock is not None:
-            if self._redis_lock.owned():
-                self._redis_lock.release()
-        elif self._owned:
-            self._owned = False
-            self._process_lock.release()
+            try:
+                if self._redis_lock.owned():
+                    self._redis_lock.release()
+            except RedisError as exc:
+                # Its expiry frees it anyway.
+                log.info("could not release the Redis sync lock: %s", type(exc).__name__)
+        self._release_process()
 
 
 class SyncWorker:
@@ -517,6 +573,15 @@ class SyncWorker:
                 self.sync.record_failure(exc)
                 delay = min(self.max_backoff_s, max(self.interval_s, delay * 2))
                 log.warning("sync failed, retrying in %.0f s: %s", delay, exc)
+            except DBAPIError as exc:
+                # A restarting database: each page commits with its cursor, so a cut
+                # transaction rolls back both and the next tick re-reads that page.
+                delay = min(self.max_backoff_s, max(self.interval_s, delay * 2))
+                log.warning(
+                    "sync failed on the database, retrying in %.0f s: %s",
+                    delay,
+                    str(exc.orig or exc).strip().splitlines()[0],
+                )
             except Exception:  # keep the worker alive; the log has the traceback
                 log.exception("sync tick crashed")
                 delay = min(self.max_backoff_s, max(self.interval_s, delay * 2))

@@ -83,7 +83,8 @@ def set_active(session: Session, email: str, active: bool) -> User:
 
 def authenticate(session: Session, email: str, password: str) -> User | None:
     """Return the active user whose password matches, recording the login time."""
-    user = get_by_email(session, email)
+    # No address holds a control character, and PostgreSQL refuses a NUL in a query.
+    user = get_by_email(session, email) if email.isprintable() else None
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
         return None

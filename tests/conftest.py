@@ -26,9 +26,13 @@ from devtools.phoenix import (
     free_port,
     start_phoenix,
 )
+from devtools.signin import csrf_token
 from services import users
 from services.container import get_services
 from settings import Settings
+
+# The fault-injecting stand-in for Phoenix and its fixtures (tests/test_faults.py).
+from .faults import fault_server_for, faulty_phoenix  # noqa: F401
 
 IN_CI = bool(os.environ.get("CI"))
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
@@ -108,16 +112,23 @@ class AuthActions:
         next_url: str = "/",
         **environ: str,
     ):
-        """Post the login form."""
+        """Load the login form, then post it with its CSRF token, as a browser would."""
+        form = self._client.get("/login", environ_base=environ).get_data(as_text=True)
         return self._client.post(
             "/login",
-            data={"email": email, "password": password, "next": next_url},
+            data={
+                "email": email,
+                "password": password,
+                "next": next_url,
+                "csrf_token": csrf_token(form),
+            },
             environ_base=environ,
         )
 
     def logout(self):
-        """Sign out."""
-        return self._client.get("/logout")
+        """Sign out through the confirmation form."""
+        form = self._client.get("/logout").get_data(as_text=True)
+        return self._client.post("/logout", data={"csrf_token": csrf_token(form)})
 
 
 @pytest.fixture

@@ -50,6 +50,23 @@ def test_login_then_pages_and_logout(client, auth: AuthActions) -> None:
     assert client.get("/").status_code == 302
 
 
+def test_a_signed_out_sessions_cookie_no_longer_signs_in(app, client, auth: AuthActions) -> None:
+    auth.create()
+    auth.login()
+    # A copy of the cookie: what a response still in flight at logout re-sends, or a thief holds.
+    copy = client.get_cookie("session")
+    assert copy is not None
+    auth.logout()
+    replay = app.server.test_client()
+    replay.set_cookie("session", copy.value)
+    response = replay.get("/")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    # The refused session is emptied, so no response refreshes it either.
+    assert replay.get("/").status_code == 302
+    # Signing in again opens a new session that works.
+    assert auth.login().status_code == 302 and client.get("/").status_code == 200
+
+
 def test_wrong_password_gets_a_clear_message(auth: AuthActions) -> None:
     auth.create()
     response = auth.login(password="nope-nope-nope")
@@ -130,3 +147,24 @@ def test_expired_session_gets_401_for_callbacks(client, auth) -> None:
     response = client.post("/_dash-update-component", json={})
     assert response.status_code == 401
     assert response.json["login_url"] == "/login"
+
+
+@pytest.mark.parametrize("trusted", [0, 1])
+def test_the_address_limit_believes_forwarded_for_only_behind_a_trusted_proxy(
+    settings, trusted: int
+) -> None:
+    app = create_app(settings.with_overrides(trusted_proxies=trusted))
+    auth = AuthActions(app, app.server.test_client())
+    auth.create()
+    # Every request arrives from the proxy's own address, naming a different client each time.
+    for i in range(settings.login_max_failures):
+        auth.login(
+            email=f"guess{i}@example.com",
+            REMOTE_ADDR="10.0.0.1",
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{i}",
+        )
+    refused = "Too many failed sign-in attempts" in auth.login(
+        REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.200"
+    ).get_data(as_text=True)
+    # Trusted: each client has its own count. Untrusted: the header is ignored, the proxy is one.
+    assert refused is (trusted == 0)

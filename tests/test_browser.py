@@ -37,12 +37,20 @@ def test_demo_user_logs_in_and_sees_phoenix_version(dash_duo, phoenix_settings, 
     dash_duo.wait_for_element("#home-24h-count", timeout=15)
     assert dash_duo.get_logs() == []
 
+    # Sign out is a form post carrying the CSRF token; it lands on the login form.
+    dash_duo.find_element("#nav-user .dropdown-toggle").click()
+    dash_duo.wait_for_element("#nav-logout", timeout=5).click()
+    WebDriverWait(dash_duo.driver, 10).until(EC.url_contains("/login"))
+    dash_duo.driver.get(dash_duo.server.url)
+    WebDriverWait(dash_duo.driver, 10).until(EC.url_contains("/login?next=/"))
+    assert dash_duo.get_logs() == []
+
 
 def test_wrong_password_shows_a_message(dash_duo, settings, auth):
     app = create_app(settings)
     dash_duo.start_server(app, navigate=False)
     _login(dash_duo, "nobody@example.com", "wrong-password")
-    assert "Wrong email or password" in dash_duo.find_element("#login-error").text
+    assert "Wrong email or password" in dash_duo.find_element("#form-error").text
     assert dash_duo.get_logs() == []
 
 

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from app import create_app
+from db.migrate import upgrade
 from services import analytics
 from services.container import get_services
 from services.export import csv_chunks, escape_cell
@@ -87,6 +88,27 @@ def test_export_requests_are_checked(client, auth) -> None:
     missing = client.get("/api/export/analytics/comparison.csv")
     assert missing.status_code == 400 and "a=" in missing.json["message"]
     assert client.get("/api/export/BAD PAGE/llm-calls.csv").status_code == 400
+
+
+@pytest.mark.integration
+def test_control_characters_in_filters_reach_no_postgresql_query(settings, pg_url) -> None:
+    upgrade(pg_url)
+    app = create_app(settings.with_overrides(database_url=pg_url))
+    client = app.server.test_client()
+    auth = AuthActions(app, client)
+    auth.create()
+    auth.login()
+    # PostgreSQL refuses a NUL in a string parameter; a hostile URL must not turn that into a 500.
+    query = "?prompt=a%00b&model=%00&project=p%01&versions=v1%00,v2&range=7d"
+    for path in ("/traces", "/analytics", "/api/export/analytics/llm-calls.csv"):
+        response = client.get(path + query)
+        assert response.status_code == 200, (path, response.status_code)
+        response.get_data()  # read the streamed export whole, so its session closes now
+    stranger = AuthActions(app, app.server.test_client())
+    assert "Wrong email or password" in stranger.login(email="a\x00@example.com").text
+    state, problems = parse_query({"prompt": "a\x00b", "model": "\x00"})
+    assert (state.prompt, state.model, problems) == ("ab", None, [])
+    get_services(app.server).engine.dispose()
 
 
 @pytest.mark.integration

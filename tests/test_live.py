@@ -23,6 +23,7 @@ from db.models import SyncStatus
 from devtools.demo import ensure_demo_user
 from devtools.demo_data import send_traces
 from devtools.phoenix import free_port
+from devtools.signin import sign_in
 from services.container import get_services
 from services.phoenix import PhoenixUnavailable
 from services.sync import record_failure
@@ -232,12 +233,7 @@ def test_two_replicas_share_sync_sessions_and_numbers(pg_url, redis_url, scratch
             create_user(db, "replica@example.com", "replica-password")
         first, second = (f"http://127.0.0.1:{port}" for port in ports)
         browser = requests.Session()
-        signed_in = browser.post(
-            f"{first}/login",
-            data={"email": "replica@example.com", "password": "replica-password"},
-            allow_redirects=False,
-            timeout=10,
-        )
+        signed_in = sign_in(browser, first, "replica@example.com", "replica-password")
         assert signed_in.status_code == 302, signed_in.text[:300]
         assert browser.get(f"{second}/api/token", timeout=10).status_code == 200
         assert requests.get(f"{second}/api/token", timeout=10).status_code == 401

@@ -15,7 +15,7 @@ from .conftest import TEST_SECRET, AuthActions
 
 
 def _token(client) -> str:
-    response = client.post("/api/token")
+    response = client.get("/api/token")
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.headers["Cache-Control"] == "no-store"
     return str(response.json["token"])
