@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PHOENIX_VERSION := 20.26.1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test bench lint migrate venv phoenix-venv system-deps demo-stop secret env clean
+.PHONY: demo test bench load lint migrate venv phoenix-venv system-deps demo-stop secret env clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -46,6 +46,11 @@ test: venv phoenix-venv system-deps lint
 # Seeds 1k, 10k and 50k LLM spans into bench/data/ once (about 17 min), then reuses them.
 bench: venv phoenix-venv system-deps
 	$(PY) -m devtools.services run --dir .tmp/bench-services -- $(PY) -m bench.run
+
+# 50 simulated analysts against gunicorn on the cached bench data: a warm-up and three runs of
+# 45 s, RSS after each; exits non-zero on any error or memory growth. Not part of `make test`.
+load: venv phoenix-venv system-deps
+	$(PY) -m devtools.services run --dir .tmp/load-services -- $(PY) -m load.run
 
 secret:
 	@$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(48))"

@@ -1,0 +1,1 @@
+"""Load test: simulated analysts against gunicorn; `make load` runs it."""
