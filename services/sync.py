@@ -37,6 +37,8 @@ from services.phoenix import JSON, PhoenixClient, PhoenixError
 from settings import Settings
 
 log = logging.getLogger(__name__)
+# Newest synced first, served by the synced_at index (which ends in the row id, in SQLite too).
+NEWEST_SYNCED = (SpanFact.synced_at.desc(), SpanFact.id.desc())
 LLM = OpenInferenceSpanKindValues.LLM.value
 PROCESS_NAME = f"{socket.gethostname()}:{os.getpid()}"
 UNVERSIONED = "unversioned"
@@ -359,7 +361,9 @@ class PromptSync:
             hot = db.execute(
                 select(*columns)
                 .where(SpanFact.synced_at >= now - ANNOTATION_HOT)
-                .order_by(SpanFact.id.desc())
+                # By the indexed column first: ordered by id alone, SQLite walks every span
+                # (15 ms at 50k) to find that none is hot; this way it reads only the hot ones.
+                .order_by(*NEWEST_SYNCED)
                 .limit(ANNOTATION_HOT_MAX_SPANS)
             ).all()
             due = time.monotonic() - self._slice_read_at >= ANNOTATION_SLICE_INTERVAL_S
@@ -388,7 +392,7 @@ class PromptSync:
                 SpanFact.synced_at >= now - ANNOTATION_REFRESH,
                 SpanFact.synced_at < now - ANNOTATION_HOT,
             )
-            .order_by(SpanFact.id.desc())
+            .order_by(*NEWEST_SYNCED)
             .offset(self._refresh_offset)
             .limit(ANNOTATION_SLICE_SPANS)
         ).all()
