@@ -32,7 +32,7 @@ def test_demo_user_logs_in_and_sees_phoenix_version(dash_duo, phoenix_settings, 
 
     _login(dash_duo, DEMO_EMAIL, DEMO_PASSWORD)
     dash_duo.wait_for_contains_text("#phoenix-status", "Connected to Phoenix 20.26.1", timeout=15)
-    assert phoenix_server.url in dash_duo.find_element("#phoenix-status").text
+    dash_duo.wait_for_contains_text("#phoenix-status", phoenix_server.url, timeout=10)
     assert "Demo Analyst" in dash_duo.find_element("#nav-user").text
     dash_duo.wait_for_element("#home-24h-count", timeout=15)
     assert dash_duo.get_logs() == []

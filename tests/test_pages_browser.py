@@ -72,7 +72,7 @@ def test_home_shows_the_last_day_and_week_and_the_top_prompts(dash_duo, synced_a
     # The export holds every prompt of the week, busiest first, not only the ten on screen.
     prompts = exported_rows(dash_duo, "#home-top-prompts-export")
     assert sum(int(r["calls"]) for r in prompts) == week - _unnamed_calls(synced_app)
-    assert prompts[0]["prompt"] in dash_duo.find_element("#home-prompts").text
+    dash_duo.wait_for_contains_text("#home-prompts", prompts[0]["prompt"], timeout=10)
     _finish(dash_duo, "home")
     frame = scroll_to_pane(dash_duo, "home-phoenix")
     dash_duo.driver.switch_to.frame(frame)
@@ -144,7 +144,7 @@ def test_evaluations_page_shows_scores_and_opens_the_span(dash_duo, synced_app) 
         )
     assert expected > 0
     dash_duo.wait_for_contains_text("#evaluations-table", f"{expected:,} evaluations", timeout=20)
-    assert "correctness" in dash_duo.find_element("#evaluations-scores").text
+    dash_duo.wait_for_contains_text("#evaluations-scores", "correctness", timeout=10)
     _open_first_row_in_phoenix(dash_duo, "evaluations", "/phoenix/redirects/spans/")
     assert len(exported_rows(dash_duo, "#evaluations-grid-export")) == expected
     _finish(dash_duo, "evaluations")
@@ -158,7 +158,7 @@ def test_experiments_page_compares_two_experiments(dash_duo, synced_app, demo_lo
     first, second = demo_loaded.experiment_ids[:2]
     dash_duo.driver.get(f"{dash_duo.server.url}/experiments?a={first}&b={second}")
     dash_duo.wait_for_contains_text("#experiments-deltas", "exact_match", timeout=30)
-    assert "relevance" in dash_duo.find_element("#experiments-deltas").text
+    dash_duo.wait_for_contains_text("#experiments-deltas", "relevance", timeout=10)
     frame = scroll_to_pane(dash_duo, "experiments-phoenix")
     assert "/compare?experimentId=" in frame.get_attribute("src")
     dash_duo.driver.switch_to.frame(frame)
@@ -177,7 +177,7 @@ def test_playground_shows_a_prompt_version_its_traffic_and_phoenix(dash_duo, syn
     dash_duo.start_server(synced_app, navigate=False)
     login(dash_duo, "/playground?prompt=support-answer")
     dash_duo.wait_for_contains_text("#playground-template", "{question}", timeout=20)
-    assert "production" in dash_duo.find_element("#playground-detail").text
+    dash_duo.wait_for_contains_text("#playground-detail", "production", timeout=10)
     WebDriverWait(dash_duo.driver, 20).until(
         lambda d: "support-answer" in d.current_url and "version=" in d.current_url
     )
