@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         results = Results()
         from bench import suites
 
+        if unknown := sorted(set(args.only or ()) - set(suites.ALL)):
+            log.error("no such benchmark: %s (known: %s)", unknown, ", ".join(suites.ALL))
+            return 2
         for name, suite in suites.ALL.items():
             if args.only and name not in args.only:
                 continue

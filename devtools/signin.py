@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
-import re
+from html.parser import HTMLParser
 
 import requests
 
-# The login form's hidden input, as templates/login.html renders it.
-CSRF_INPUT = re.compile(r'name="csrf_token"\s+value="([^"]*)"')
+
+class _CsrfInput(HTMLParser):
+    """Keep the first CSRF token: an input named csrf_token, or a csrf-token meta tag."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        """Note a csrf_token input's value."""
+        values = dict(attrs)
+        if self.token:
+            return
+        if tag == "input" and values.get("name") == "csrf_token":
+            self.token = values.get("value") or ""
+        elif tag == "meta" and values.get("name") == "csrf-token":
+            self.token = values.get("content") or ""
 
 
 def csrf_token(html: str) -> str:
     """Return the CSRF token a rendered form carries, or "" when it has none."""
-    found = CSRF_INPUT.search(html)
-    return found.group(1) if found else ""
+    parser = _CsrfInput()
+    parser.feed(html)
+    return parser.token
 
 
 def sign_in(

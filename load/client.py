@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -12,25 +11,14 @@ from typing import Any
 
 import requests
 
+from devtools.signin import csrf_token
+
 UPDATE_PATH = "/_dash-update-component"
 PAGES_LOCATION = "_pages_location"
 # Dash's renderer sends the `_csrf_token` cookie back as this header; flask-wtf reads it too.
 CSRF_HEADER = "X-CSRFToken"
 CSRF_COOKIE = "_csrf_token"
-_CSRF_INPUT = re.compile(r"<input\b[^>]*\bname=[\"']csrf_token[\"'][^>]*>", re.IGNORECASE)
-_CSRF_META = re.compile(r"<meta\b[^>]*\bname=[\"']csrf-token[\"'][^>]*>", re.IGNORECASE)
-_VALUE = re.compile(r"\b(?:value|content)=[\"']([^\"']*)[\"']", re.IGNORECASE)
-
 Prop = tuple[str, str]
-
-
-def csrf_token(html: str) -> str | None:
-    """Return the CSRF token a page carries in a hidden input or meta tag, if it has one."""
-    for pattern in (_CSRF_INPUT, _CSRF_META):
-        tag = pattern.search(html)
-        if tag and (value := _VALUE.search(tag.group(0))):
-            return value.group(1)
-    return None
 
 
 @dataclass(frozen=True)
@@ -158,7 +146,7 @@ class DashClient:
         self.recorder = recorder
         self.timeout_s = timeout_s
         self.http = requests.Session()
-        self.csrf: str | None = None
+        self.csrf = ""
         self.props: dict[str, dict[str, Any]] = {}
         self.callbacks: list[Callback] = []
         self.shell: set[str] = set()

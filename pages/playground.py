@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html, no_update
+from sqlalchemy.orm import Session
 
 from components.filter_bar import create_page_header
 from components.kpis import create_kpi_cards
@@ -126,6 +127,18 @@ def versions(prompt_name: str | None, current: str | None) -> tuple[Any, Any]:
     return options, current if current in ids else (ids[0] if ids else None)
 
 
+def _version_detail(
+    db: Session, prompt_name: str | None, version_id: str | None
+) -> prompts.PromptVersionDetail | None:
+    """Return the chosen version's detail, or None until a prompt and version are chosen."""
+    phoenix = get_services().phoenix
+    prompt = _find(prompt_name)
+    version = next((v for v in (prompt or {}).get("versions", []) if v["id"] == version_id), None)
+    if prompt is None or version is None or phoenix is None:
+        return None
+    return prompts.version_detail(phoenix, db, prompt, version)
+
+
 @callback(
     Output(f"{PAGE}-detail", "children"),
     Output(f"{PAGE}-pane", "children"),
@@ -137,17 +150,13 @@ def show_version(version_id: str | None, prompt_name: str | None) -> tuple[Any, 
     """Show the template and tags, embed Phoenix's playground, and keep the URL in step."""
     services = get_services()
     try:
-        prompt = _find(prompt_name)
-        version = next(
-            (v for v in (prompt or {}).get("versions", []) if v["id"] == version_id), None
-        )
-        if prompt is None or version is None or services.phoenix is None:
-            return html.P("Pick a prompt and version.", className="text-body-secondary"), None, ""
         with services.sessions() as db:
-            detail = prompts.version_detail(services.phoenix, db, prompt, version)
+            detail = _version_detail(db, prompt_name, version_id)
     except PhoenixError as exc:
         alert = dbc.Alert(phoenix_error_text(exc), color="danger", id=f"{PAGE}-detail-error")
         return alert, None, no_update
+    if detail is None:
+        return html.P("Pick a prompt and version.", className="text-body-secondary"), None, ""
     card = dbc.Card(
         dbc.CardBody(
             [
@@ -200,18 +209,13 @@ def show_version(version_id: str | None, prompt_name: str | None) -> tuple[Any, 
 def metrics(_mark: int | None, version_id: str | None, prompt_name: str | None) -> Any:
     """Show the version's metrics and its recent traces, redrawn when new data arrives."""
     services = get_services()
-    try:
-        prompt = _find(prompt_name)
-        version = next(
-            (v for v in (prompt or {}).get("versions", []) if v["id"] == version_id), None
-        )
-        if prompt is None or version is None or services.phoenix is None:
-            return None
-        with services.sessions() as db:
-            detail = prompts.version_detail(services.phoenix, db, prompt, version)
-    except PhoenixError as exc:
-        return dbc.Alert(phoenix_error_text(exc), color="danger", id=f"{PAGE}-metrics-error")
     with services.sessions() as db:
+        try:
+            detail = _version_detail(db, prompt_name, version_id)
+        except PhoenixError as exc:
+            return dbc.Alert(phoenix_error_text(exc), color="danger", id=f"{PAGE}-metrics-error")
+        if detail is None:
+            return None
         if detail.label is None:
             return dbc.Alert(
                 "No traffic for this version has synced yet.", color="info", id=f"{PAGE}-empty"

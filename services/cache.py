@@ -157,33 +157,9 @@ class ResilientCache(BaseCache):
         """Forget a key."""
         return bool(self._both(lambda c: c.delete(key)))
 
-    def delete_many(self, *keys: str) -> list[Any]:
-        """Forget several keys."""
-        return list(self._both(lambda c: c.delete_many(*keys)))
-
-    def has(self, key: str) -> bool:
-        """Return whether a key exists."""
-        return bool(self._both(lambda c: c.has(key)))
-
-    def get_many(self, *keys: str) -> list[Any]:
-        """Return several values."""
-        return list(self._both(lambda c: c.get_many(*keys)))
-
-    def set_many(self, mapping: dict[str, Any], timeout: Timeout = None) -> list[Any]:
-        """Store several values."""
-        return list(self._both(lambda c: c.set_many(mapping, timeout)))
-
     def clear(self) -> bool:
         """Forget everything this cache holds."""
         return bool(self._both(lambda c: c.clear()))
-
-    def inc(self, key: str, delta: int = 1) -> int | None:
-        """Add to a number."""
-        return self._both(lambda c: c.inc(key, delta))
-
-    def dec(self, key: str, delta: int = 1) -> int | None:
-        """Subtract from a number."""
-        return self._both(lambda c: c.dec(key, delta))
 
     def count(self, key: str, ttl_s: int) -> int:
         """Add one to a counter that expires `ttl_s` after its first count; return the count."""

@@ -17,7 +17,7 @@ from typing import Any
 from flask import Flask
 from openinference.semconv.trace import OpenInferenceSpanKindValues, SpanAttributes
 from redis.exceptions import RedisError
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -161,7 +161,8 @@ class PromptSync:
         self.page_size = page_size
         self._registry: dict[str, RegistryEntry] = {}
         self._registry_read_at = float("-inf")
-        self._refresh_offset = 0
+        # Where the last slice of older spans ended, newest first: (synced_at, id).
+        self._slice_after: tuple[datetime, int] | None = None
         self._slice_read_at = float("-inf")
 
     # Registry ---------------------------------------------------------------------------------
@@ -356,7 +357,7 @@ class PromptSync:
         now = utcnow()
         columns = (SpanFact.project, SpanFact.phoenix_span_id, SpanFact.prompt_id)
         # A slice Phoenix failed to answer is taken again next tick, not skipped for a round.
-        slice_before = (self._refresh_offset, self._slice_read_at)
+        slice_before = (self._slice_after, self._slice_read_at)
         with self.sessions() as db:
             hot = db.execute(
                 select(*columns)
@@ -381,25 +382,29 @@ class PromptSync:
                         db, project, annotations, prompts_by_span
                     )
         except Exception:
-            self._refresh_offset, self._slice_read_at = slice_before
+            self._slice_after, self._slice_read_at = slice_before
             raise
 
     def _next_slice(self, db: Session, columns: tuple[Any, ...], now: datetime) -> list[Any]:
         """Take the next slice of the day's older spans; after the oldest, start over."""
+        # A keyset, not an offset: spans ageing out of the hot window enter at the top, which
+        # would push an offset back onto rows already read, and an offset rescans what it skips.
+        older = [
+            SpanFact.synced_at >= now - ANNOTATION_REFRESH,
+            SpanFact.synced_at < now - ANNOTATION_HOT,
+        ]
+        if self._slice_after is not None:
+            older.append(tuple_(SpanFact.synced_at, SpanFact.id) < tuple_(*self._slice_after))
         warm = db.execute(
-            select(*columns)
-            .where(
-                SpanFact.synced_at >= now - ANNOTATION_REFRESH,
-                SpanFact.synced_at < now - ANNOTATION_HOT,
-            )
+            select(*columns, SpanFact.synced_at, SpanFact.id)
+            .where(*older)
             .order_by(*NEWEST_SYNCED)
-            .offset(self._refresh_offset)
             .limit(ANNOTATION_SLICE_SPANS)
         ).all()
         self._slice_read_at = time.monotonic()
         full = len(warm) == ANNOTATION_SLICE_SPANS
-        self._refresh_offset = self._refresh_offset + len(warm) if full else 0
-        return list(warm)
+        self._slice_after = (warm[-1].synced_at, warm[-1].id) if full else None
+        return [row[: len(columns)] for row in warm]
 
     def _store_annotations(
         self,
@@ -575,12 +580,12 @@ class SyncWorker:
                     )
             except PhoenixError as exc:
                 self.sync.record_failure(exc)
-                delay = min(self.max_backoff_s, max(self.interval_s, delay * 2))
+                delay = self._backoff(delay)
                 log.warning("sync failed, retrying in %.0f s: %s", delay, exc)
             except DBAPIError as exc:
                 # A restarting database: each page commits with its cursor, so a cut
                 # transaction rolls back both and the next tick re-reads that page.
-                delay = min(self.max_backoff_s, max(self.interval_s, delay * 2))
+                delay = self._backoff(delay)
                 log.warning(
                     "sync failed on the database, retrying in %.0f s: %s",
                     delay,
@@ -588,10 +593,14 @@ class SyncWorker:
                 )
             except Exception:  # keep the worker alive; the log has the traceback
                 log.exception("sync tick crashed")
-                delay = min(self.max_backoff_s, max(self.interval_s, delay * 2))
+                delay = self._backoff(delay)
             self.delays.append(delay)
             self._stop.wait(delay)
         self.lock.release()
+
+    def _backoff(self, delay: float) -> float:
+        """Double the wait after a failure, between the interval and the cap."""
+        return min(self.max_backoff_s, max(self.interval_s, delay * 2))
 
     def start(self) -> None:
         """Run in a daemon thread."""

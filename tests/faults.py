@@ -23,7 +23,6 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -99,9 +98,9 @@ class _State:
 class FaultServer:
     """A fault-injecting reverse proxy on a free loopback port in front of one Phoenix."""
 
-    def __init__(self, target_url: str, *, port: int | None = None) -> None:
+    def __init__(self, target_url: str) -> None:
         self.target_url = target_url.rstrip("/")
-        self.port = port or free_port()
+        self.port = free_port()
         self.state = _State()
         self.upstream = requests.Session()
         # The target is ours; the machine's proxy variables must not reroute it.
@@ -175,15 +174,6 @@ class FaultServer:
     def clear(self) -> None:
         """Forward everything to Phoenix again."""
         self.inject("none")
-
-    @contextmanager
-    def fault(self, fault: str, **options: Any) -> Iterator[FaultServer]:
-        """Inject a fault for the length of a `with` block."""
-        self.inject(fault, **options)
-        try:
-            yield self
-        finally:
-            self.clear()
 
     def seen(self, path: str | None = None) -> list[Seen]:
         """Return the requests received so far, optionally those whose path matches."""

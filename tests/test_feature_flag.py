@@ -13,8 +13,8 @@ from app import create_app
 from devtools.phoenix import free_port
 from services.container import get_services
 
+from .callbacks import home_poll
 from .conftest import AuthActions
-from .test_live import _poll
 
 PAGES = ["/", "/traces", "/evaluations", "/experiments", "/analytics", "/playground"]
 
@@ -64,7 +64,7 @@ def _walk_the_app(app: dash.Dash) -> dict[str, Any]:
             page["path"]: str(page["layout"]() if callable(page["layout"]) else page["layout"])
             for page in dash.page_registry.values()
         }
-    seen["poll"] = _poll(client, seen=None)
+    seen["poll"] = home_poll(client, seen=None)
     seen["export"] = client.get("/api/export/analytics/llm-calls.csv").status_code
     experiments = client.get("/api/export/experiments/experiments.csv")
     seen["experiments export"] = experiments.status_code, experiments.get_json()

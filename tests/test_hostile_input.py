@@ -20,7 +20,6 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from werkzeug.test import TestResponse
 
 from app import create_app
 from db.models import AnnotationFact, SpanFact
+from devtools import signin
 from devtools.services import free_port
 from services import users
 from services.container import get_services
@@ -47,6 +47,7 @@ from services.filters import RANGES, parse_query
 from services.proxy import BLOCKED_PATHS, NON_DATA_POSTS, WRITE_METHODS
 from settings import PROJECT_DIR, Settings
 
+from .callbacks import route
 from .conftest import IN_CI, PASSWORD, TEST_SECRET
 
 COUNTS_FILE = PROJECT_DIR / ".tmp" / "hostile-input-counts.json"
@@ -150,25 +151,9 @@ def recorder() -> Iterator[tuple[Recorder, str]]:
 # One app for the module, its users and their clients ------------------------------------------
 
 
-class _CsrfField(HTMLParser):
-    """Find the login form's hidden `csrf_token` input, if the form has one."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.token: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        """Keep the value of an input named csrf_token."""
-        values = dict(attrs)
-        if tag == "input" and values.get("name") == "csrf_token":
-            self.token = values.get("value") or ""
-
-
 def csrf_token(client: FlaskClient) -> str | None:
     """GET the login form and return its CSRF token, or None when the form carries none."""
-    form = _CsrfField()
-    form.feed(client.get("/login").get_data(as_text=True))
-    return form.token
+    return signin.csrf_token(client.get("/login").get_data(as_text=True)) or None
 
 
 def login(client: FlaskClient, email: str, password: str = PASSWORD) -> TestResponse:
@@ -291,16 +276,10 @@ def report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
         print(f"\n{line}")
 
 
-def assert_sane(response: TestResponse, allow_phoenix_fault: bool = False) -> None:
-    """No 5xx (but the proxy's own Phoenix faults when allowed) and no traceback in the body."""
+def assert_sane(response: TestResponse) -> None:
+    """No 5xx (the stand-in Phoenix is always up, so not even a 502/504) and no traceback."""
     body = response.get_data()
-    if response.status_code >= 500:
-        assert allow_phoenix_fault and response.status_code in (502, 504), (
-            response.status_code,
-            body[:500],
-        )
-        assert response.json is not None
-        assert response.json["error"] in ("phoenix_unavailable", "phoenix_timeout"), body[:500]
+    assert response.status_code < 500, (response.status_code, body[:500])
     assert not TRACEBACK.search(body), body[:2000]
 
 
@@ -612,6 +591,14 @@ def check_proxy_exchange(
             assert is_read(forwarded, resolved), f"a viewer's write reached Phoenix: {forwarded}"
 
 
+@pytest.mark.parametrize(("mount", "path"), [("/api/phoenix/", "v1/projects"), ("/phoenix/", "x")])
+def test_the_recorder_sees_a_plain_read(harness: Harness, mount: str, path: str) -> None:
+    """Guard the properties below: their allowlist checks run only on what reaches Phoenix."""
+    harness.recorder.take()
+    assert harness.clients["viewer"].get(mount + path).status_code == 200
+    assert len(harness.recorder.take()) == 1
+
+
 @budget("api_proxy")
 @given(
     role=st.sampled_from(ROLES),
@@ -800,26 +787,6 @@ def strings_in(tree: object) -> set[str]:
     return set()
 
 
-def route(client: FlaskClient, pathname: str, search: str) -> TestResponse:
-    """Ask Dash Pages' router for a page's layout, as the browser does on navigation."""
-    return client.post(
-        "/_dash-update-component",
-        json={
-            "output": ".._pages_content.children..._pages_store.data..",
-            "outputs": [
-                {"id": "_pages_content", "property": "children"},
-                {"id": "_pages_store", "property": "data"},
-            ],
-            "inputs": [
-                {"id": "_pages_location", "property": "pathname", "value": pathname},
-                {"id": "_pages_location", "property": "search", "value": search},
-            ],
-            "changedPropIds": ["_pages_location.pathname"],
-            "state": [],
-        },
-    )
-
-
 @budget("page_routing")
 @given(
     role=st.sampled_from(ROLES),
@@ -936,6 +903,8 @@ def test_export_answers_csv_or_a_clear_4xx(
     )
     response = harness.clients[role].get(url)
     assert_sane(response)
+    if (page, kind, pairs) == ("analytics", "llm-calls", []):
+        assert response.status_code == 200  # the seeded-formula check below must run
     with harness.app.server.test_request_context(url):
         routed = request.url_rule is not None and request.url_rule.endpoint == "export.export_csv"
     if not routed:

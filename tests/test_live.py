@@ -30,30 +30,9 @@ from services.sync import record_failure
 from services.users import create_user
 from settings import PROJECT_DIR
 from tests.browser import expected_count, login, shown_count, wait_count
+from tests.callbacks import home_poll
 
 from .conftest import TEST_SECRET, AuthActions
-
-POLL_OUTPUT = "..home-watermark.data...home-live-status.children...home-status.children.."
-
-
-def _poll(client, seen: int | None, live: bool = True) -> dict:
-    payload = {
-        "output": POLL_OUTPUT,
-        "outputs": [
-            {"id": "home-watermark", "property": "data"},
-            {"id": "home-live-status", "property": "children"},
-            {"id": "home-status", "property": "children"},
-        ],
-        "inputs": [
-            {"id": "home-poll", "property": "n_intervals", "value": 1},
-            {"id": "home-live", "property": "value", "value": live},
-        ],
-        "state": [{"id": "home-watermark", "property": "data", "value": seen}],
-        "changedPropIds": ["home-poll.n_intervals"],
-    }
-    response = client.post("/_dash-update-component", json=payload)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return dict(response.json["response"])
 
 
 class _Counting(BaseHTTPRequestHandler):
@@ -88,10 +67,10 @@ def test_fifty_polling_tabs_cost_phoenix_what_one_does(settings) -> None:
             tabs.append(client)
         _Counting.hits.clear()
         for client in tabs:
-            _poll(client, seen=None)
+            home_poll(client, seen=None)
         one_round = len(_Counting.hits)
         for client in tabs:
-            _poll(client, seen=None)
+            home_poll(client, seen=None)
         # One status probe per cache period, whatever the number of tabs; data comes from our DB.
         assert one_round <= 1
         assert len(_Counting.hits) <= 2
@@ -103,14 +82,14 @@ def test_fifty_polling_tabs_cost_phoenix_what_one_does(settings) -> None:
 def test_no_redraw_until_the_watermark_moves_and_stale_is_marked(client, auth) -> None:
     auth.create()
     auth.login()
-    first = _poll(client, seen=None)
+    first = home_poll(client, seen=None)
     mark = first["home-watermark"]["data"]
-    assert "home-watermark" not in _poll(client, seen=mark)
-    assert "home-watermark" not in _poll(client, seen=None, live=False)
-    assert "paused" in str(_poll(client, seen=mark, live=False)["home-live-status"])
+    assert "home-watermark" not in home_poll(client, seen=mark)
+    assert "home-watermark" not in home_poll(client, seen=None, live=False)
+    assert "paused" in str(home_poll(client, seen=mark, live=False)["home-live-status"])
 
     record_failure(get_services(client.application).sessions, PhoenixUnavailable("went away"))
-    stale = str(_poll(client, seen=mark)["home-live-status"])
+    stale = str(home_poll(client, seen=mark)["home-live-status"])
     assert "stale" in stale and "Sync failing since" in stale and "went away" in stale
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from load.client import csrf_token, parse_dependencies
+from devtools.signin import csrf_token
+from load.client import parse_dependencies
 from load.stats import Latency, memory_verdict, percentile
 
 
@@ -48,11 +49,11 @@ def test_memory_verdict_needs_three_runs() -> None:
         memory_verdict([600.0, 601.0])
 
 
-def test_csrf_token_from_hidden_input_or_meta_or_none() -> None:
+def test_csrf_token_from_hidden_input_or_meta_or_empty() -> None:
     form = '<input id="csrf_token" name="csrf_token" type="hidden" value="abc.123-_x">'
     assert csrf_token(form) == "abc.123-_x"
     assert csrf_token('<meta name="csrf-token" content="tok">') == "tok"
-    assert csrf_token('<input type="hidden" name="next" value="/">') is None
+    assert csrf_token('<input type="hidden" name="next" value="/">') == ""
 
 
 def test_parse_dependencies_keeps_server_callbacks_with_string_ids() -> None:

@@ -10,6 +10,7 @@ from app import create_app
 from devtools.phoenix import free_port
 from services.phoenix import PhoenixClient, PhoenixUnavailable
 
+from .callbacks import route
 from .conftest import AuthActions
 
 pytestmark = pytest.mark.integration
@@ -20,21 +21,7 @@ def _home_layout_text(app) -> str:
     auth = AuthActions(app, client)
     auth.create()
     auth.login()
-    # Dash Pages renders a page's layout through this callback, as the browser would.
-    payload = {
-        "output": ".._pages_content.children..._pages_store.data..",
-        "outputs": [
-            {"id": "_pages_content", "property": "children"},
-            {"id": "_pages_store", "property": "data"},
-        ],
-        "inputs": [
-            {"id": "_pages_location", "property": "pathname", "value": "/"},
-            {"id": "_pages_location", "property": "search", "value": ""},
-        ],
-        "changedPropIds": ["_pages_location.pathname"],
-        "state": [],
-    }
-    response = client.post("/_dash-update-component", json=payload)
+    response = route(client, "/")
     assert response.status_code == 200, response.get_data(as_text=True)
     return json.dumps(response.json)
 
