@@ -28,8 +28,9 @@ system-deps:
 migrate: venv
 	$(VENV)/bin/alembic upgrade head
 
+# DEV_MODE lets the demo run with the built-in SECRET_KEY; the app refuses that key without it.
 demo: venv phoenix-venv migrate
-	$(PY) -m devtools.demo
+	DEV_MODE=true $(PY) -m devtools.demo
 
 demo-stop: venv
 	$(PY) -m devtools.phoenix stop

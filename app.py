@@ -117,8 +117,9 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if settings.uses_dev_secret and not settings.testing:
-        log.warning("SECRET_KEY is the built-in development key; set SECRET_KEY in production")
+    settings.check_secret()
+    if settings.uses_dev_secret:
+        log.warning("SECRET_KEY is the built-in development key (DEV_MODE is on)")
     server = create_server(settings)
     app = dash.Dash(
         __name__,
@@ -147,7 +148,9 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     table.init_app(app)
     # Dash adds inline scripts (Pages' title callback) when it first serves a page, so their
     # hashes are read per response (a few short strings to hash).
-    security.init_app(server, app.csp_hashes)
+    security.init_app(
+        server, app.csp_hashes, callback_max_body_bytes=settings.callback_max_body_bytes
+    )
     # Dash raises on an unknown component-suite path; that is a client's 404, not our 500.
     server.register_error_handler(
         DependencyException, lambda _exc: Response("Not found\n", 404, mimetype="text/plain")
@@ -164,7 +167,12 @@ def _default_server() -> Flask:
 def __getattr__(name: str) -> Flask:
     """Build the server lazily for `gunicorn app:server` and `flask --app app`."""
     if name in ("server", "application"):
-        return _default_server()
+        try:
+            return _default_server()
+        except (DatabaseNotMigrated, SettingsError) as exc:
+            # One clear sentence for the operator instead of a traceback; gunicorn then stops.
+            click.echo(f"Error: {exc}", err=True)
+            raise SystemExit(1) from None
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_DIR / 'instance' / 'dashboard.db'}"
-# A default lets a laptop start with no set-up; `from_env` warns when it is used outside dev.
+# A default lets a laptop start with no set-up, but only with DEV_MODE on: `check_secret` refuses it
+# everywhere else, since anyone can read it here and sign cookies and tokens with it.
 DEV_SECRET_KEY = "dev-only-secret-key-change-me-0123456789"  # noqa: S105
 
 
@@ -133,7 +134,12 @@ class Settings:
     proxy_max_body_bytes: int = _env(
         "PROXY_MAX_BODY_BYTES", _positive_int, "Largest request body the proxy forwards."
     )
-    token_ttl_s: int = _env("TOKEN_TTL_S", _positive_int, "Lifetime of /api/token tokens.")
+    token_ttl_s: int = _env(
+        "TOKEN_TTL_S", _positive_int, "Lifetime of /api/token tokens; caps any token's age."
+    )
+    callback_max_body_bytes: int = _env(
+        "CALLBACK_MAX_BODY_BYTES", _positive_int, "Largest Dash callback body accepted (413 above)."
+    )
     phoenix_connect_timeout_s: float = _env(
         "PHOENIX_CONNECT_TIMEOUT_S", _positive_float, "Connect timeout toward Phoenix."
     )
@@ -167,6 +173,11 @@ class Settings:
     log_level: str = _env("LOG_LEVEL", _log_level, "Python log level.")
     host: str = _env("HOST", _text, "Bind address of `python app.py`.")
     port: int = _env("PORT", _positive_int, "Port of `python app.py`.")
+    dev_mode: bool = _env(
+        "DEV_MODE",
+        _parse_bool,
+        "Development switch: allows the built-in SECRET_KEY. Never set it in production.",
+    )
     testing: bool = False
 
     @classmethod
@@ -183,6 +194,7 @@ class Settings:
             "PHOENIX_UI_AUTH": "inject",
             "PROXY_MAX_BODY_BYTES": str(10 * 1024 * 1024),
             "TOKEN_TTL_S": "3600",
+            "CALLBACK_MAX_BODY_BYTES": str(1024 * 1024),
             "PHOENIX_CONNECT_TIMEOUT_S": "3",
             "PHOENIX_READ_TIMEOUT_S": "15",
             "SESSION_LIFETIME_MINUTES": "720",
@@ -196,6 +208,7 @@ class Settings:
             "LOG_LEVEL": "INFO",
             "HOST": "127.0.0.1",
             "PORT": "8050",
+            "DEV_MODE": "false",
         }
 
     @classmethod
@@ -233,3 +246,12 @@ class Settings:
     def uses_dev_secret(self) -> bool:
         """Tell whether the insecure built-in secret key is in use."""
         return self.secret_key == DEV_SECRET_KEY
+
+    def check_secret(self) -> None:
+        """Refuse the public built-in SECRET_KEY unless the development switch is on."""
+        if self.uses_dev_secret and not self.dev_mode:
+            raise SettingsError(
+                "SECRET_KEY is unset or is the built-in development key, which anyone can read "
+                "in the source. Set SECRET_KEY to a random value of at least 32 characters "
+                "(`make secret` prints one), or set DEV_MODE=true on a development machine."
+            )

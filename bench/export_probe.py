@@ -17,6 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from app import create_app
+from bench.common import SECRET
 from db.migrate import upgrade
 from db.models import Prompt, SpanFact
 from devtools.signin import csrf_token
@@ -89,7 +90,14 @@ def main() -> None:
     upgrade(url)
     _seed(url)
     app = create_app(
-        Settings.from_env({"DATABASE_URL": url, "PHOENIX_ENABLED": "false", "LOG_LEVEL": "WARNING"})
+        Settings.from_env(
+            {
+                "SECRET_KEY": SECRET,
+                "DATABASE_URL": url,
+                "PHOENIX_ENABLED": "false",
+                "LOG_LEVEL": "WARNING",
+            }
+        )
     )
     server = app.server
     from services import users

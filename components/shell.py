@@ -31,14 +31,16 @@ def create_nav_links(pages: Iterable[Mapping[str, Any]], *, phoenix_enabled: boo
     return links
 
 
-def create_logout_form(csrf_token: str) -> html.Form:
-    """Build the Sign out menu entry: a POST with the CSRF token, as every change is."""
+def create_logout_form(
+    csrf_token: str, *, label: str = "Sign out", action: str = "/logout", id: str = "nav-logout"
+) -> html.Form:
+    """Build a sign-out menu entry: a POST with the CSRF token, as every change is."""
     return html.Form(
         [
             dcc.Input(type="hidden", name="csrf_token", value=csrf_token),
-            html.Button("Sign out", type="submit", className="dropdown-item", id="nav-logout"),
+            html.Button(label, type="submit", className="dropdown-item", id=id),
         ],
-        action="/logout",
+        action=action,
         method="POST",
     )
 
@@ -52,7 +54,15 @@ def create_navbar(
 ) -> dbc.Navbar:
     """Build the top navbar with the pages and the signed-in user."""
     user_menu = dbc.DropdownMenu(
-        [create_logout_form(csrf_token)],
+        [
+            create_logout_form(csrf_token),
+            create_logout_form(
+                csrf_token,
+                label="Sign out everywhere",
+                action="/logout/everywhere",
+                id="nav-logout-everywhere",
+            ),
+        ],
         label=html.Span([html.I(className="bi bi-person-circle me-1"), user_name]),
         nav=True,
         align_end=True,

@@ -59,6 +59,22 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Moves on "sign out everywhere", deactivation, password change and role change; every
+    # login session (and so every token) begun under an older epoch stops at its next request.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class LoginSession(Base):
+    """One sign-in: the cookie and the tokens minted from it live exactly as long as this row."""
+
+    __tablename__ = "login_sessions"
+
+    # SHA-256 of the random id in the signed cookie: a copy of this table signs no one in.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    epoch: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Prompt(Base):

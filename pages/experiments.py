@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import dash
 import dash_bootstrap_components as dbc
@@ -101,13 +101,18 @@ def compare(experiment_a: str | None, experiment_b: str | None) -> Any:
     if phoenix is None or not experiment_a or not experiment_b:
         return html.P("Pick two experiments to compare them.", className="text-body-secondary")
     try:
-        table = experiments.experiments_table(phoenix)
+        # Refuses ids that are not among the listed experiments before asking Phoenix for them.
         result = experiments.compare(phoenix, experiment_a, experiment_b)
+    except experiments.UnknownExperiment as exc:
+        return dbc.Alert(
+            f"{exc} Pick two experiments from the lists above.",
+            color="warning",
+            id=f"{PAGE}-unknown",
+        )
     except PhoenixError as exc:
         return dbc.Alert(phoenix_error_text(exc), color="danger")
-    dataset_id = table.loc[table["id"] == experiment_a, "dataset_id"].iloc[0]
     pair = urlencode([("a", experiment_a), ("b", experiment_b)])
-    compare_path = f"/datasets/{dataset_id}/compare?" + urlencode(
+    compare_path = f"/datasets/{quote(result.dataset_id, safe='')}/compare?" + urlencode(
         [("experimentId", experiment_a), ("experimentId", experiment_b)]
     )
     return html.Div(

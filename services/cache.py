@@ -93,6 +93,13 @@ class ExpiringCounters:
             self._counts[key] = (expires, value + 1)
             return value + 1
 
+    def uncount(self, key: str) -> None:
+        """Take one back from a live counter, keeping its expiry."""
+        with self._lock:
+            expires, value = self._counts.get(key, (0.0, 0))
+            if expires > time.monotonic() and value > 0:
+                self._counts[key] = (expires, value - 1)
+
     def get(self, key: str) -> int:
         """Return the live count of `key`, 0 once it expired."""
         expires, value = self._counts.get(key, (0.0, 0))
@@ -170,6 +177,15 @@ class ResilientCache(BaseCache):
             return int(c.inc(key) or 0)
 
         return self._call(in_redis, lambda _c: self.counters.count(key, ttl_s))
+
+    def uncount(self, key: str) -> None:
+        """Take one back from a live counter, never below zero."""
+
+        def in_redis(c: BaseCache) -> None:
+            if int(c.get(key) or 0) > 0:
+                c.dec(key)
+
+        self._call(in_redis, lambda _c: self.counters.uncount(key))
 
     def counted(self, key: str) -> int:
         """Return a counter's current value."""

@@ -97,6 +97,30 @@ def activate_command(email: str) -> None:
         click.echo(f"{user.email} is active.")
 
 
+@users_cli.command("set-password")
+@click.argument("email")
+def set_password_command(email: str) -> None:
+    """Set a user's password (prompted, or read from stdin); their sessions end."""
+    with get_services().sessions.begin() as db:
+        try:
+            user = users.set_password(db, email, _read_password())
+        except users.UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{user.email} has a new password; their sessions and tokens have ended.")
+
+
+@users_cli.command("sign-out-everywhere")
+@click.argument("email")
+def sign_out_everywhere_command(email: str) -> None:
+    """End every session and token of a user, on every device."""
+    with get_services().sessions.begin() as db:
+        try:
+            user = users.sign_out_everywhere(db, email)
+        except users.UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{user.email} is signed out everywhere.")
+
+
 @click.command("sync")
 @with_appcontext
 @click.option("--rebuild", is_flag=True, help="Forget all links and facts and read Phoenix again.")

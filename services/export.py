@@ -45,7 +45,8 @@ def csv_chunks(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterato
     """Yield the CSV text in chunks of FLUSH_ROWS rows, so memory stays flat."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(columns)
+    # Column names may come from Phoenix (evaluator names): escaped like every other cell.
+    writer.writerow([escape_cell(name) for name in columns])
     for index, row in enumerate(rows, start=1):
         writer.writerow([escape_cell(value) for value in row])
         if index % FLUSH_ROWS == 0:
@@ -129,13 +130,13 @@ def experiment_rows(_db: Session, _filters: Filters) -> Rows:
 
 
 def experiment_delta_rows(_db: Session, _filters: Filters) -> Rows:
-    """Mean score per evaluator, B minus A."""
+    """Mean score per evaluator, B minus A, for two listed experiments."""
     frame = experiments.compare(_phoenix(), *_pair()).deltas
     return list(frame.columns), frame.itertuples(index=False, name=None)
 
 
 def experiment_example_rows(_db: Session, _filters: Filters) -> Rows:
-    """Each example's inputs, outputs and scores in both experiments."""
+    """Each example's inputs, outputs and scores in two listed experiments."""
     frame = experiments.compare(_phoenix(), *_pair()).examples
     return list(frame.columns), frame.itertuples(index=False, name=None)
 
@@ -181,6 +182,10 @@ def export_csv(page: str, kind: str) -> Response:
     except ExportError as exc:
         db.close()
         return _error(400, str(exc))
+    except experiments.UnknownExperiment as exc:
+        # Refused before Phoenix is asked for it: an id it did not list may climb its paths.
+        db.close()
+        return _error(404, str(exc))
     except PhoenixError as exc:
         db.close()
         return _error(502, f"Phoenix: {exc}")

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -62,6 +63,14 @@ class PhoenixError(Exception):
 
 class PhoenixUnavailable(PhoenixError):
     """Phoenix could not be reached or did not answer in time."""
+
+
+class PhoenixBadIdentifier(PhoenixError, ValueError):
+    """An id or name that no encoding keeps as one path segment: empty, "." or ".."."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(f"{value!r} is not a Phoenix id or name")
+        self.value = value
 
 
 class PhoenixAuthError(PhoenixError):
@@ -197,6 +206,15 @@ class PhoenixStatus:
     def ok(self) -> bool:
         """Tell whether Phoenix answered."""
         return self.error is None
+
+
+def segment(value: str) -> str:
+    """Percent-encode an id or name as exactly one path segment, with nothing left safe."""
+    # quote() keeps dots, and requests turns %2E back into "."; encoded or not, "." and ".."
+    # would climb (urllib3 resolves them), and "" would drop a level.
+    if value in ("", ".", ".."):
+        raise PhoenixBadIdentifier(value)
+    return quote(value, safe="")
 
 
 def _detail(response: requests.Response) -> str:
@@ -343,7 +361,7 @@ class PhoenixClient:
 
     def project(self, identifier: str) -> JSON:
         """Get one project by name or id."""
-        data: JSON = self.get_json(f"/v1/projects/{identifier}")["data"]
+        data: JSON = self.get_json(f"/v1/projects/{segment(identifier)}")["data"]
         return data
 
     def span_page(
@@ -361,7 +379,7 @@ class PhoenixClient:
         params += (query or SpanQuery()).params()
         if cursor:
             params.append(("cursor", cursor))
-        page = self.get_json(f"/v1/projects/{project}/spans", params)
+        page = self.get_json(f"/v1/projects/{segment(project)}/spans", params)
         return SpanPage(page.get("data", []), page.get("next_cursor"))
 
     def spans(self, project: str, query: SpanQuery | None = None) -> Iterator[JSON]:
@@ -391,7 +409,7 @@ class PhoenixClient:
             params.append(("end_time", end.isoformat()))
         if include_spans:
             params.append(("include_spans", "true"))
-        yield from self.paginate(f"/v1/projects/{project}/traces", params)
+        yield from self.paginate(f"/v1/projects/{segment(project)}/traces", params)
 
     def span_annotations(
         self, project: str, span_ids: Iterable[str], *, chunk: int = ANNOTATION_CHUNK
@@ -399,11 +417,12 @@ class PhoenixClient:
         """Yield the annotations of the given spans, asking for at most `chunk` ids at a time."""
         if not 0 < chunk <= 1000:
             raise ValueError("Phoenix accepts 1 to 1000 span ids per request")
+        path = f"/v1/projects/{segment(project)}/span_annotations"
         ids = list(dict.fromkeys(span_ids))
         for start in range(0, len(ids), chunk):
             params = [("span_ids", span_id) for span_id in ids[start : start + chunk]]
             params.append(("limit", "10000"))
-            yield from self.paginate(f"/v1/projects/{project}/span_annotations", params)
+            yield from self.paginate(path, params)
 
     def datasets(self) -> list[JSON]:
         """List the datasets."""
@@ -411,11 +430,13 @@ class PhoenixClient:
 
     def experiments(self, dataset_id: str) -> list[JSON]:
         """List a dataset's experiments, with their run counts."""
-        return list(self.paginate(f"/v1/datasets/{dataset_id}/experiments", {"limit": 100}))
+        return list(
+            self.paginate(f"/v1/datasets/{segment(dataset_id)}/experiments", {"limit": 100})
+        )
 
     def experiment_runs_with_evaluations(self, experiment_id: str) -> list[JSON]:
         """Return an experiment's runs together with their evaluations."""
-        runs: list[JSON] = self.get_json(f"/v1/experiments/{experiment_id}/json")
+        runs: list[JSON] = self.get_json(f"/v1/experiments/{segment(experiment_id)}/json")
         return runs
 
     def prompts(self) -> list[JSON]:
@@ -424,11 +445,13 @@ class PhoenixClient:
 
     def prompt_versions(self, prompt: str) -> list[JSON]:
         """List a prompt's versions, newest first."""
-        return list(self.paginate(f"/v1/prompts/{prompt}/versions", {"limit": 100}))
+        return list(self.paginate(f"/v1/prompts/{segment(prompt)}/versions", {"limit": 100}))
 
     def prompt_version_tags(self, version_id: str) -> list[JSON]:
         """List the tags of a prompt version."""
-        return list(self.paginate(f"/v1/prompt_versions/{version_id}/tags", {"limit": 100}))
+        return list(
+            self.paginate(f"/v1/prompt_versions/{segment(version_id)}/tags", {"limit": 100})
+        )
 
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> JSON:
         """Run a GraphQL query and return its data, raising on GraphQL errors."""

@@ -15,7 +15,7 @@ import urllib3
 from flask import Blueprint, Flask, Request, Response, current_app, jsonify, request
 from flask_login import current_user
 from graphql import GraphQLError, OperationType, parse
-from graphql.language import OperationDefinitionNode
+from graphql.language import DocumentNode, OperationDefinitionNode
 from requests.adapters import HTTPAdapter
 from werkzeug.routing import PathConverter
 
@@ -43,7 +43,24 @@ HOP_BY_HOP = frozenset(
     }
 )
 RESPONSE_HEADERS_WE_SET = frozenset({"server", "date"})
-STRIPPED_REQUEST_HEADERS = HOP_BY_HOP | {"cookie", "authorization", "x-forwarded-for"}
+# Phoenix's CORS grants (it sends `Access-Control-Allow-Origin: *` on its OAuth documents) would
+# let other sites read what the proxy serves with our key; the dashboard grants no origin.
+# Phoenix's own Content-Security-Policy passes on, for the security headers to merge into.
+STRIPPED_RESPONSE_PREFIXES = ("access-control-",)
+STRIPPED_REQUEST_HEADERS = HOP_BY_HOP | {
+    "cookie",
+    "authorization",
+    # What the client claims about proxies in front: ProxyFix has already read what it trusts,
+    # and Phoenix's uvicorn believes X-Forwarded-For/-Proto from loopback, where we call from.
+    "forwarded",
+    "x-real-ip",
+    # Method overrides: a GET that some framework reads as a DELETE would skip the write checks.
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+}
+STRIPPED_REQUEST_PREFIXES = ("x-forwarded-",)
+GRAPHQL_WRITES = (OperationType.MUTATION, OperationType.SUBSCRIPTION)
 # Phoenix's admin surface, agent and model-calling routes: never reachable through the dashboard.
 BLOCKED_PATHS = re.compile(
     r"^v1/(users|user|system|secrets|agent_sessions|chat)(/|$)", flags=re.IGNORECASE
@@ -68,13 +85,19 @@ class ProxyRefusal(Exception):
     """The proxy answers a request itself: refused before Phoenix, or Phoenix failed it."""
 
     def __init__(
-        self, status: int, error: str, message: str, retry_after: str | None = None
+        self,
+        status: int,
+        error: str,
+        message: str,
+        retry_after: str | None = None,
+        allow: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
         self.message = message
         self.retry_after = retry_after
+        self.allow = allow
 
 
 @dataclass
@@ -117,11 +140,7 @@ class PhoenixProxy:
         writes = is_write(req, path, body)
         if writes and role == "viewer":
             raise ProxyRefusal(403, "forbidden", "Viewers can read Phoenix data but not change it.")
-        headers = {
-            name: value
-            for name, value in req.headers.items()
-            if name.lower() not in STRIPPED_REQUEST_HEADERS
-        }
+        headers = {name: value for name, value in req.headers.items() if forwardable(name)}
         if pass_cookies:
             cookie = phoenix_cookies(req, current_app.config["SESSION_COOKIE_NAME"])
             if cookie:
@@ -171,6 +190,12 @@ class PhoenixProxy:
         return stream_response(upstream, pass_cookies=pass_cookies)
 
 
+def forwardable(name: str) -> bool:
+    """Tell whether a request header of the caller may go on to Phoenix."""
+    lower = name.lower()
+    return lower not in STRIPPED_REQUEST_HEADERS and not lower.startswith(STRIPPED_REQUEST_PREFIXES)
+
+
 def is_write(req: Request, path: str, body: bytes | None) -> bool:
     """Tell whether a request changes Phoenix data: a write method or a GraphQL mutation."""
     normalized = path.strip("/").lower()
@@ -181,12 +206,41 @@ def is_write(req: Request, path: str, body: bytes | None) -> bool:
     return req.method in WRITE_METHODS
 
 
+def writes_data(document: DocumentNode) -> bool:
+    """Tell whether a parsed GraphQL document holds a mutation or subscription."""
+    return any(
+        isinstance(definition, OperationDefinitionNode) and definition.operation in GRAPHQL_WRITES
+        for definition in document.definitions
+    )
+
+
+def refuse_writes_by_get(documents: list[str]) -> None:
+    """Answer 405 when any document of a GET or HEAD holds a mutation or subscription."""
+    for document in documents:
+        try:
+            parsed = parse(document, no_location=True)
+        except GraphQLError:
+            continue  # judged (and refused) as unparseable afterwards
+        if writes_data(parsed):
+            # Whatever the role: a write by GET would ride a link or an <img>, and the POST is
+            # what the write checks and the write log are built around.
+            raise ProxyRefusal(
+                405,
+                "method_not_allowed",
+                "GraphQL mutations and subscriptions must be sent by POST.",
+                allow="POST",
+            )
+
+
 def graphql_writes(req: Request, body: bytes | None) -> bool:
     """Tell whether a GraphQL request holds a mutation or subscription."""
     documents: list[Any] = []
-    if req.method == "GET":
+    if req.method in ("GET", "HEAD"):
         # Every `query` key: Werkzeug's get() reads the first, Phoenix's Starlette the last.
         documents.extend(req.args.getlist("query") or [""])
+        refuse_writes_by_get(documents)
+        if req.method == "HEAD":
+            return True  # as before: a HEAD counts as a write, the conservative reading
     elif req.method == "POST":
         if req.mimetype == "application/json":
             try:
@@ -209,12 +263,8 @@ def graphql_writes(req: Request, body: bytes | None) -> bool:
             parsed = parse(document, no_location=True)
         except GraphQLError as exc:
             raise ProxyRefusal(400, "bad_request", f"Invalid GraphQL: {exc.message}") from None
-        for definition in parsed.definitions:
-            if isinstance(definition, OperationDefinitionNode) and definition.operation in (
-                OperationType.MUTATION,
-                OperationType.SUBSCRIPTION,
-            ):
-                return True
+        if writes_data(parsed):
+            return True
     return False
 
 
@@ -274,6 +324,8 @@ def stream_response(upstream: requests.Response, *, pass_cookies: bool) -> Respo
     for name, value in upstream.raw.headers.items():
         lower = name.lower()
         if lower in RESPONSE_HEADERS_WE_SET or (lower in HOP_BY_HOP and lower != "content-length"):
+            continue
+        if lower.startswith(STRIPPED_RESPONSE_PREFIXES):
             continue
         if lower == "set-cookie" and not pass_cookies:
             continue
@@ -338,6 +390,8 @@ def refusal_response(exc: ProxyRefusal) -> Response:
     response.status_code = exc.status
     if exc.retry_after:
         response.headers["Retry-After"] = exc.retry_after
+    if exc.allow:
+        response.headers["Allow"] = exc.allow
     return response
 
 

@@ -13,6 +13,7 @@ from services import auth
 PHOENIX_UI_PREFIX = "/phoenix"
 PROXY_PREFIXES = ("/api/phoenix/", "/phoenix/")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+DASH_PREFIX = "/_dash-"
 # What an HTML form on another site can send without a CORS preflight (WHATWG Fetch).
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
 csrf = CSRFProtect()
@@ -35,9 +36,20 @@ def needs_csrf_token(req: Request) -> bool:
         return False
     if req.path.startswith(PROXY_PREFIXES):
         return False  # Phoenix's own UI cannot send our token; the same-origin rule covers it
-    if (req.headers.get("Authorization") or "").lower().startswith("bearer "):
-        return False  # browsers never attach a bearer token on their own
+    if auth.authenticated_by_token():
+        # Browsers never attach a bearer token on their own; but only a token that actually
+        # signed the request in counts, not any header that merely says "Bearer".
+        return False
     return req.mimetype in FORM_TYPES or not req.mimetype
+
+
+def callback_too_large(req: Request, limit: int) -> bool:
+    """Cap what a Dash callback may send; a larger body is refused before it is read."""
+    if not req.path.startswith(DASH_PREFIX):
+        return False
+    # Also caps a chunked body, which declares no length: reading past the limit raises 413.
+    req.max_content_length = limit
+    return req.content_length is not None and req.content_length > limit
 
 
 def _refusal(status: int, error: str, message: str) -> Response:
@@ -46,8 +58,8 @@ def _refusal(status: int, error: str, message: str) -> Response:
     return response
 
 
-def init_csrf(server: Flask) -> None:
-    """Refuse changes from other sites, and form posts without this site's token."""
+def init_csrf(server: Flask, callback_max_body_bytes: int) -> None:
+    """Refuse changes from other sites, form posts without this site's token, and huge bodies."""
     # Checked by needs_csrf_token below: Dash's JSON callbacks need no form token.
     server.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
     # The token lives as long as the session that holds it; a login page left open overnight
@@ -57,6 +69,12 @@ def init_csrf(server: Flask) -> None:
 
     @server.before_request
     def refuse_cross_site() -> Response | None:
+        if callback_too_large(request, callback_max_body_bytes):
+            return _refusal(
+                413,
+                "request too large",
+                f"A callback may send at most {callback_max_body_bytes} bytes.",
+            )
         if request.method in UNSAFE_METHODS and is_cross_site(request):
             return _refusal(
                 403,
@@ -101,17 +119,32 @@ def content_security_policy(req: Request, script_hashes: Sequence[str]) -> str:
     )
 
 
-def init_app(server: Flask, script_hashes: Callable[[], Sequence[str]]) -> None:
-    """Add CSRF checks and headers; Phoenix's UI keeps its scripts but may not be framed away."""
-    init_csrf(server)
+def with_frame_ancestors(policy: str | None) -> str:
+    """Keep Phoenix's own CSP, with its framing limited to this dashboard's pages."""
+    directives = [
+        d.strip()
+        for d in (policy or "").split(";")
+        if d.strip() and d.split()[0].lower() != "frame-ancestors"
+    ]
+    return "; ".join([*directives, "frame-ancestors 'self'"])
+
+
+def init_app(
+    server: Flask, script_hashes: Callable[[], Sequence[str]], *, callback_max_body_bytes: int
+) -> None:
+    """Add CSRF checks and headers; Phoenix's UI keeps its CSP but may not be framed away."""
+    init_csrf(server, callback_max_body_bytes)
 
     @server.after_request
     def secure(response: Response) -> Response:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         if request.path == PHOENIX_UI_PREFIX or request.path.startswith(PHOENIX_UI_PREFIX + "/"):
-            # Phoenix's pages run their own inline scripts: only forbid framing them elsewhere.
-            response.headers["Content-Security-Policy"] = "frame-ancestors 'self'"
+            # Phoenix's pages run their own inline scripts and its sandbox worker carries its own
+            # CSP: keep that, and only forbid framing them elsewhere.
+            response.headers["Content-Security-Policy"] = with_frame_ancestors(
+                response.headers.get("Content-Security-Policy")
+            )
         else:
             response.headers["Content-Security-Policy"] = content_security_policy(
                 request, script_hashes()

@@ -9,12 +9,10 @@ from typing import Any
 
 import jwt
 
-from services.cache import cache
-
 ALGORITHM = "HS256"
-# A cached token is handed out again until this close to its expiry.
-REUSE_MARGIN_S = 300
-REQUIRED_CLAIMS = ["sub", "email", "name", "role", "iat", "exp", "jti"]
+REQUIRED_CLAIMS = ["sub", "email", "name", "role", "sid", "iat", "exp", "jti"]
+# Clock skew tolerated between replicas for `iat`.
+LEEWAY_S = 30
 
 
 class TokenError(Exception):
@@ -33,14 +31,17 @@ class IssuedToken:
         return {"token": self.token, "token_type": "Bearer", "expires_at": self.expires_at}
 
 
-def mint(*, user_id: int, email: str, name: str, role: str, secret: str, ttl_s: int) -> IssuedToken:
-    """Sign a new token for a user."""
+def mint(
+    *, user_id: int, email: str, name: str, role: str, sid: str, secret: str, ttl_s: int
+) -> IssuedToken:
+    """Sign a new token, with its own `jti`, that lives no longer than the sign-in `sid`."""
     now = int(time.time())
     claims = {
         "sub": str(user_id),
         "email": email,
         "name": name,
         "role": role,
+        "sid": sid,
         "iat": now,
         "exp": now + ttl_s,
         "jti": uuid.uuid4().hex,
@@ -48,24 +49,15 @@ def mint(*, user_id: int, email: str, name: str, role: str, secret: str, ttl_s: 
     return IssuedToken(jwt.encode(claims, secret, algorithm=ALGORITHM), now + ttl_s)
 
 
-def token_for(
-    *, user_id: int, email: str, name: str, role: str, secret: str, ttl_s: int
-) -> IssuedToken:
-    """Return the user's cached token, or mint one when it is missing or about to expire."""
-    key = f"api-token:{user_id}:{role}"
-    cached = cache.get(key)
-    if isinstance(cached, IssuedToken) and cached.expires_at - time.time() > REUSE_MARGIN_S:
-        return cached
-    issued = mint(user_id=user_id, email=email, name=name, role=role, secret=secret, ttl_s=ttl_s)
-    cache.set(key, issued, timeout=max(1, ttl_s - REUSE_MARGIN_S))
-    return issued
-
-
-def decode(token: str, secret: str) -> dict[str, Any]:
-    """Verify a token's signature, algorithm and expiry, and return its claims."""
+def decode(token: str, secret: str, *, max_age_s: int) -> dict[str, Any]:
+    """Verify a token's signature, algorithm, expiry and age, and return its claims."""
     try:
         claims: dict[str, Any] = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], options={"require": REQUIRED_CLAIMS}
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            options={"require": REQUIRED_CLAIMS},
+            leeway=LEEWAY_S,
         )
     except jwt.ExpiredSignatureError:
         raise TokenError("The token has expired; mint a new one at /api/token.") from None
@@ -75,6 +67,15 @@ def decode(token: str, secret: str) -> dict[str, Any]:
         raise TokenError("The token's signature is invalid.") from None
     except jwt.MissingRequiredClaimError as exc:
         raise TokenError(f"The token lacks the {exc.claim!r} claim.") from None
+    except jwt.ImmatureSignatureError:
+        raise TokenError("The token's issue time is in the future.") from None
     except jwt.InvalidTokenError:
         raise TokenError("The token is malformed.") from None
+    # TOKEN_TTL_S caps every token's life, whatever its own `exp` says: a token signed with a
+    # leaked key for three years still dies an hour after its `iat`.
+    issued_at = claims["iat"]
+    if not isinstance(issued_at, int | float) or time.time() - issued_at > max_age_s + LEEWAY_S:
+        raise TokenError("The token is older than TOKEN_TTL_S allows; mint a new one.")
+    if not isinstance(claims["sub"], str) or not isinstance(claims["sid"], str):
+        raise TokenError("The token is malformed.")
     return claims

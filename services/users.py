@@ -67,17 +67,43 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.email)))
 
 
+def end_all_sessions(user: User) -> None:
+    """Move the user's session epoch, so every sign-in and token made before ends at once."""
+    user.session_epoch = (user.session_epoch or 0) + 1
+
+
 def set_role(session: Session, email: str, role: str) -> User:
-    """Change a user's role."""
+    """Change a user's role; their sessions end, so no page runs on with the old role."""
     user = _require(session, email)
-    user.role = check_role(role)
+    if user.role != check_role(role):
+        user.role = role
+        end_all_sessions(user)
     return user
 
 
 def set_active(session: Session, email: str, active: bool) -> User:
     """Activate or deactivate a user; a deactivated user loses access at the next request."""
     user = _require(session, email)
+    if user.active and not active:
+        end_all_sessions(user)
     user.active = active
+    return user
+
+
+def set_password(session: Session, email: str, password: str) -> User:
+    """Set a new password and end every session begun with the old one."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"The password must have at least {MIN_PASSWORD_LENGTH} characters")
+    user = _require(session, email)
+    user.password_hash = generate_password_hash(password)
+    end_all_sessions(user)
+    return user
+
+
+def sign_out_everywhere(session: Session, email: str) -> User:
+    """End every session and token of the user."""
+    user = _require(session, email)
+    end_all_sessions(user)
     return user
 
 

@@ -15,6 +15,8 @@ from db.models import Prompt, PromptEvaluation, PromptTrace, User
 from db.session import make_engine
 from settings import Settings
 
+from .conftest import TEST_SECRET
+
 
 def _prompt(**overrides: object) -> Prompt:
     values: dict[str, object] = {
@@ -108,7 +110,11 @@ def test_migrations_downgrade_to_empty_and_back(tmp_path) -> None:
 
 def test_unmigrated_database_refuses_to_start_and_names_the_command(tmp_path) -> None:
     settings = Settings.from_env(
-        {"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "PHOENIX_ENABLED": "false"}
+        {
+            "SECRET_KEY": TEST_SECRET,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}",
+            "PHOENIX_ENABLED": "false",
+        }
     )
     with pytest.raises(DatabaseNotMigrated, match="make migrate"):
         create_app(settings)

