@@ -27,7 +27,8 @@ from services import auth, cache, export, proxy, security
 from services.cli import sync_cli, users_cli
 from services.container import Services
 from services.phoenix import PhoenixClient
-from services.sync import PromptSync, start_worker_on_first_request
+from services.sync import PromptSync
+from services.sync_worker import start_worker_on_first_request
 from settings import PROJECT_DIR, Settings, SettingsError
 
 log = logging.getLogger(__name__)

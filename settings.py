@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from store.url import parse_store_url
+
 PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_DIR / 'instance' / 'dashboard.db'}"
 # A default lets a laptop start with no set-up, but only with DEV_MODE on: `check_secret` refuses it
@@ -72,6 +74,11 @@ def _redis_url(raw: str) -> str:
     return value
 
 
+def _store_url(raw: str) -> str:
+    parse_store_url(raw)  # raises StoreUrlError, a ValueError that says what is wrong
+    return raw.strip()
+
+
 def _secret_key(raw: str) -> str:
     if len(raw) < 32:
         raise ValueError("must be at least 32 characters (generate one with `make secret`)")
@@ -114,6 +121,9 @@ class Settings:
     )
     redis_url: str = _env(
         "REDIS_URL", _redis_url, "Redis for cache and locks; empty = in-process.", secret=True
+    )
+    store_url: str = _env(
+        "STORE_URL", _store_url, "Facts store: chdb://<dir> or clickhouse(s)://.", secret=True
     )
     phoenix_enabled: bool = _env(
         "PHOENIX_ENABLED", _parse_bool, "Turns the Phoenix integration on."
@@ -187,6 +197,7 @@ class Settings:
             "SECRET_KEY": DEV_SECRET_KEY,
             "DATABASE_URL": DEFAULT_DATABASE_URL,
             "REDIS_URL": "",
+            "STORE_URL": f"chdb://{PROJECT_DIR / 'instance' / 'clickhouse'}",
             "PHOENIX_ENABLED": "true",
             "PHOENIX_URL": "http://127.0.0.1:6006",
             "PHOENIX_API_KEY": "",

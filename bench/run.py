@@ -24,10 +24,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prepare-only", action="store_true", help="Seed and sync, then stop.")
     parser.add_argument("--only", nargs="*", default=None, help="Run only these benchmarks.")
+    parser.add_argument(
+        "--sizes",
+        nargs="*",
+        default=list(SIZES),
+        choices=list(SIZES),
+        help="Prepare only these sizes (seeding runs at about 150 spans/s); a suite that needs "
+        "another size fails and leaves its keys out.",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     started = time.monotonic()
-    datasets = prepare(list(SIZES))
+    datasets = prepare(args.sizes)
     try:
         if args.prepare_only:
             return 0
@@ -46,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:  # one broken suite must not lose the others' numbers
                 log.exception("suite %s failed; its keys stay out of the results", name)
             previous = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
-            merged = {**previous, **results.values} if args.only else results.values
+            # store_* keys come from `python -m bench.store_bench`, not from these suites.
+            kept = {k: v for k, v in previous.items() if k.startswith("store_")}
+            merged = {**previous, **results.values} if args.only else {**kept, **results.values}
             RESULTS_JSON.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
         suites.write_table(merged)
         log.info("done in %.0f s", time.monotonic() - started)

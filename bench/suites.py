@@ -28,6 +28,7 @@ from bench.common import (
     signed_in,
     timed,
 )
+from bench.sync_throughput import sync_vs_paging
 from devtools.demo_data import send_traces
 from devtools.phoenix import free_port
 from services import analytics
@@ -451,6 +452,7 @@ ALL: dict[str, Suite] = {
     "proxy": proxy,
     "analytics": analytics_suite,
     "sync": sync_suite,
+    "sync_throughput": sync_vs_paging,
     "fanout": fanout,
     "export": csv_export,
     "pages": page_loads,
@@ -484,6 +486,13 @@ TARGETS: list[tuple[str, str, str | None, str]] = [
         "",
     ),
     ("sync_100_new_spans_ms", "sync tick reading 100 new spans (ms)", None, ""),
+    (
+        "sync_vs_phoenix_paging_ratio",
+        "full sync vs REST paging of the same spans, spans/s",
+        "min",
+        "0.5",
+    ),
+    ("sync_idle_quick_ratio_10k_vs_1k", "idle sync tick, 10k ÷ 1k of history", "max", "1.5"),
     ("fanout_phoenix_requests_ratio", "Phoenix requests/min, 50 viewers vs 1", "max", "1.2"),
     ("csv_export_rows_per_s", "CSV export of 100k rows (rows/s)", None, ""),
     ("csv_export_vs_pandas_ratio", "export endpoint vs DataFrame.to_csv", "max", "1.5"),
@@ -492,6 +501,13 @@ TARGETS: list[tuple[str, str, str | None, str]] = [
         (f"page_load_ms_{p}", f"{p}: navigation to first chart, 10k (ms)", "max", "2500")
         for p in PAGE_READY
     ],
+    # Written by `python -m bench.store_bench` (the ClickHouse facts store, chdb in-process).
+    ("store_redraw_cold_ms_10m", "store: cold analytics redraw, 10M spans (ms)", "max", "1500"),
+    ("store_redraw_growth_ratio", "store: cold redraw 10M ÷ 1M", "max", "3.0"),
+    ("store_peak_rss_mb_10m", "store: peak RSS with the engine in-process, 10M (MB)", "max", "800"),
+    ("store_rss_growth_ratio", "store: peak RSS 10M ÷ 1M", "max", "1.3"),
+    ("store_csv_export_rows_per_s_1m", "store: streamed CSV export, 1M spans (rows/s)", None, ""),
+    ("store_csv_export_peak_mb_1m", "store: extra peak memory of that export (MB)", "max", "100"),
 ]
 TABLE_START, TABLE_END = "<!-- bench:start -->", "<!-- bench:end -->"
 

@@ -11,7 +11,7 @@ from db.models import ROLES
 from services import users
 from services.container import get_services
 from services.phoenix import PhoenixError
-from services.sync import SyncLock, SyncWorker, lock_ttl
+from services.sync_worker import SyncLock, SyncWorker, lock_ttl
 
 
 def _read_password() -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from db.models import Prompt
 from services.cache import cache
 from services.phoenix import PhoenixClient
-from services.sync import registry_text, template_hash
+from services.span_facts import registry_text, template_hash
 
 CACHE_S = 30
 

@@ -61,6 +61,10 @@ def test_expired_session_while_polling_returns_to_login(dash_duo, settings):
     dash_duo.start_server(app, navigate=False)
     _login(dash_duo, DEMO_EMAIL, DEMO_PASSWORD)
     dash_duo.wait_for_contains_text("#phoenix-status", "turned off", timeout=15)
+    # The sign-in ends on the server: a poll response still in flight may re-set the cookie the
+    # browser just dropped, but that cookie's sign-in is gone too.
+    result = app.server.test_cli_runner().invoke(args=["users", "sign-out-everywhere", DEMO_EMAIL])
+    assert result.exit_code == 0, result.output
     dash_duo.driver.delete_all_cookies()
     WebDriverWait(dash_duo.driver, 20).until(EC.url_contains("/login?next=%2F"))
     assert dash_duo.driver.find_elements(By.ID, "login-email")

@@ -305,7 +305,7 @@ def test_only_the_dashboard_is_published(compose: dict[str, Any]) -> None:
 def test_dashboard_waits_for_healthy_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
     depends = services["dashboard"]["depends_on"]
-    assert set(depends) == {"phoenix", "postgres", "redis"}
+    assert set(depends) == {"phoenix", "postgres", "redis", "clickhouse"}
     for name, condition in depends.items():
         assert condition == {"condition": "service_healthy"}, name
         assert services[name]["healthcheck"]["test"], name

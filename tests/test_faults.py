@@ -45,7 +45,7 @@ from services.phoenix import (
     PhoenixUnavailable,
     SpanQuery,
 )
-from services.sync import SyncLock, SyncWorker
+from services.sync_worker import SyncLock, SyncWorker
 from settings import PROJECT_DIR, Settings
 
 from .callbacks import home_poll, route
@@ -410,6 +410,7 @@ def test_sync_survives_every_fault_and_catches_up_exactly(
     sync.page_size = 3
     sync.tick()
     caplog.set_level(logging.INFO, logger="services.sync")
+    caplog.set_level(logging.INFO, logger="services.sync_worker")
     for n, fault in enumerate(FAULTS):
         new = send_traces(phoenix.url, count=4, seed=7100 + n)
         if fault == "malformed_json":

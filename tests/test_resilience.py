@@ -30,7 +30,7 @@ from devtools.services import (
 )
 from services import cache as cache_module
 from services.container import get_services
-from services.sync import SyncLock, SyncWorker
+from services.sync_worker import SyncLock, SyncWorker
 
 from .conftest import AuthActions
 from .test_sync import our_counts, phoenix_truth
@@ -132,6 +132,7 @@ def test_postgresql_restarted_during_sync_loses_and_duplicates_nothing(
     services = get_services(app.server)
     assert services.sync is not None
     caplog.set_level(logging.WARNING, logger="services.sync")
+    caplog.set_level(logging.WARNING, logger="services.sync_worker")
     worker = SyncWorker(services.sync, SyncLock(""), interval_s=0.02, max_backoff_s=0.2)
     worker.start()
     try:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import requests
@@ -24,7 +28,9 @@ from devtools.demo_data import PROJECT_NAMES, send_traces
 from devtools.phoenix import PhoenixServer, free_port, start_phoenix
 from services.container import get_services
 from services.phoenix import PhoenixClient, PhoenixUnavailable, SpanQuery
-from services.sync import SyncLock
+from services.span_facts import AnnotationFacts, SpanFacts
+from services.sync import PromptSync
+from services.sync_worker import SyncLock
 
 from .conftest import PHOENIX_UI_ENV
 
@@ -189,6 +195,173 @@ def test_sync_lock_admits_one_holder(redis_url) -> None:
         second.release()
 
 
+@contextmanager
+def counted(engine: sa.Engine, phoenix: PhoenixClient, monkeypatch) -> Iterator[dict[str, list]]:
+    """Record every SQL statement sent to the database and every request sent to Phoenix."""
+    seen: dict[str, list] = {"sql": [], "phoenix": []}
+
+    def on_execute(_conn, _cursor, statement, _params, _context, _many) -> None:
+        seen["sql"].append(statement)
+
+    real = phoenix.request
+
+    def request(method: str, path: str, **kwargs: Any):
+        seen["phoenix"].append((method, path, dict(kwargs.get("params") or {})))
+        return real(method, path, **kwargs)
+
+    monkeypatch.setattr(phoenix, "request", request)
+    sa.event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", on_execute)
+
+
+def test_a_page_costs_a_few_statements_and_requests_however_many_spans(
+    synced, sync_phoenix, monkeypatch
+) -> None:
+    app, sync, _sessions = synced
+    engine = get_services(app.server).engine
+    with counted(engine, sync.phoenix, monkeypatch) as seen:
+        result = sync.tick()
+    pages = [p for _m, path, p in seen["phoenix"] if path.endswith("/spans") and "span_kind" in p]
+    costs = [path for _m, path, _p in seen["phoenix"] if path == "/graphql"]
+    annotations = [path for _m, path, _p in seen["phoenix"] if path.endswith("/span_annotations")]
+    llm_by_project = {
+        p: len(list(PhoenixClient(sync_phoenix.url).spans(p, SpanQuery(span_kinds=["LLM"]))))
+        for p in PROJECT_NAMES
+    }
+    assert result.llm_spans == sum(llm_by_project.values()) >= 60
+    # Only LLM spans are paged, 1000 a page: one page per project (the empty one included).
+    assert len(pages) == len(result.projects)
+    # Their costs in one GraphQL request per page (not one per 50 spans), their annotations
+    # 500 spans a request.
+    assert len(costs) == sum(1 for n in llm_by_project.values() if n)
+    assert len(annotations) == sum(math.ceil(n / 500) for n in llm_by_project.values())
+    # A handful of SQL statements per page and per tick, not a few per span.
+    assert len(seen["sql"]) <= 8 * len(pages) + 25, seen["sql"]
+    assert len(seen["sql"]) < result.llm_spans
+
+
+def test_a_backlog_gets_its_annotations_in_the_tick_that_reads_it(
+    synced, sync_phoenix, monkeypatch
+) -> None:
+    """However few recent spans are re-read each tick, a tick's own spans all get theirs."""
+    from services import sync as sync_module
+
+    _app, sync, sessions = synced
+    monkeypatch.setattr(sync_module, "ANNOTATION_HOT_MAX_SPANS", 5)
+    monkeypatch.setattr(sync_module, "ANNOTATION_BATCH_SPANS", 10)  # and in batches
+    sync.page_size = 7
+    sync.tick()
+    with sessions() as db:
+        assert our_counts(db) == phoenix_truth(sync_phoenix.url)
+
+
+def test_cursors_skip_to_the_newest_span_of_any_kind(synced, sync_phoenix, monkeypatch) -> None:
+    """Only LLM spans are paged, but an idle tick must not scan the other kinds again."""
+    import time
+    from datetime import UTC, datetime
+
+    app, sync, sessions = synced
+    px = PhoenixClient(sync_phoenix.url)
+    project = PROJECT_NAMES[0]
+    # A span of another kind after every LLM span of the project: no LLM page returns it.
+    tail = uuid.uuid4().hex[:16]
+    moment = datetime.now(UTC).isoformat()
+    span = {
+        "id": "",
+        "name": "tail",
+        "context": {"trace_id": uuid.uuid4().hex, "span_id": tail},
+        "span_kind": "CHAIN",
+        "parent_id": None,
+        "start_time": moment,
+        "end_time": moment,
+        "status_code": "OK",
+    }
+    requests.post(
+        f"{sync_phoenix.url}/v1/projects/{project}/spans", json={"data": [span]}, timeout=30
+    ).raise_for_status()
+    deadline = time.monotonic() + 30
+    while px.span_page(project, limit=1, order="desc").spans[0]["context"]["span_id"] != tail:
+        assert time.monotonic() < deadline, "Phoenix did not store the span"
+        time.sleep(0.1)
+    sync.tick()
+    with sessions() as db:
+        cursors = {s.project: s.cursor for s in db.scalars(sa.select(SyncState))}
+    for name in PROJECT_NAMES:
+        assert cursors[name] == px.span_page(name, limit=1, order="desc").spans[0]["id"], name
+    engine = get_services(app.server).engine
+    with counted(engine, sync.phoenix, monkeypatch) as seen:
+        assert not sync.tick().changed
+    asked = [p for _m, path, p in seen["phoenix"] if path == f"/v1/projects/{project}/spans"]
+    assert asked == [
+        {
+            "limit": "1000",
+            "sort": "id",
+            "order": "asc",
+            "span_kind": "LLM",
+            "cursor": cursors[project],
+        }
+    ]
+
+
+def test_costs_of_a_page_by_connection_equal_those_by_alias(sync_phoenix) -> None:
+    px = PhoenixClient(sync_phoenix.url)
+    priced = 0
+    for project in px.projects():
+        llm = [s["id"] for s in px.spans(project["name"], SpanQuery(span_kinds=["LLM"]))]
+        if not llm:
+            continue
+        by_alias = px.span_costs(llm)
+        assert px.llm_span_costs(project["id"], llm) == by_alias
+        # Spans that are not consecutive: what the connection skips is asked by alias.
+        assert px.llm_span_costs(project["id"], llm[::3]) == {i: by_alias[i] for i in llm[::3]}
+        priced += sum(cost is not None for cost in by_alias.values())
+    assert priced, "no span has a cost: the comparison proved nothing"
+
+
+class RecordingWriter:
+    """A fact writer that keeps what it is given, as the facts store's writer will."""
+
+    def __init__(self) -> None:
+        self.spans: list[SpanFacts] = []
+        self.annotations: dict[str, AnnotationFacts] = {}
+
+    def write_spans(self, project: str, facts: Sequence[SpanFacts]) -> None:
+        assert all(f.project == project for f in facts)
+        self.spans += facts
+
+    def write_annotations(self, facts: Sequence[AnnotationFacts]) -> int:
+        fresh = [f for f in facts if self.annotations.get(f.annotation_id) != f]
+        self.annotations.update((f.annotation_id, f) for f in facts)
+        return len(fresh)
+
+    def clear(self) -> None:
+        self.spans.clear()
+        self.annotations.clear()
+
+
+def test_every_fact_goes_through_the_one_writer(synced, sync_phoenix) -> None:
+    _app, own, sessions = synced
+    writer = RecordingWriter()
+    sync = PromptSync(own.phoenix, sessions, writer=writer)
+    sync.tick()
+    truth = phoenix_truth(sync_phoenix.url)
+    assert len(writer.spans) == len({f.span_id for f in writer.spans}) == truth["span_facts"]
+    assert len(writer.annotations) == truth["annotation_facts"]
+    prompted = [f for f in writer.spans if f.template is not None]
+    assert prompted and all(f.prompt_id and f.prompt_version for f in prompted)
+    assert all(writer.annotations[a].prompt_id for a in writer.annotations)
+    with sessions() as db:
+        # The writer holds every fact and link; our tables hold cursors, prompts and status.
+        assert our_counts(db) == {**dict.fromkeys(truth, 0), "prompts": truth["prompts"]}
+        assert db.scalar(sa.select(sa.func.count()).select_from(SyncState))
+    assert not sync.tick().changed
+    sync.rebuild()
+    assert len(writer.spans) == truth["span_facts"]
+
+
 def test_phoenix_down_then_back_resumes_without_a_gap(synced, sync_phoenix) -> None:
     """Runs last in this module: it stops and restarts the module's Phoenix."""
     _app, sync, sessions = synced
@@ -216,7 +389,7 @@ def test_phoenix_down_then_back_resumes_without_a_gap(synced, sync_phoenix) -> N
 def test_worker_backs_off_while_phoenix_is_down(settings) -> None:
     import threading
 
-    from services.sync import PromptSync, SyncWorker
+    from services.sync_worker import SyncWorker
 
     app = create_app(settings)
     sessions = get_services(app.server).sessions
