@@ -25,18 +25,21 @@ WORKDIR /app
 COPY app.py settings.py alembic.ini ./
 COPY db ./db
 COPY services ./services
+COPY store ./store
 COPY components ./components
 COPY pages ./pages
 COPY templates ./templates
 COPY assets ./assets
 # devtools.phoenix makes the Phoenix API keys (`python -m devtools.phoenix keys ...`).
 COPY devtools ./devtools
-# Only instance/ is writable: the SQLite default, for a single container without DATABASE_URL.
+# Only instance/ is writable: the SQLite and chdb defaults, for a single container without
+# DATABASE_URL or STORE_URL (chdb then needs GUNICORN_WORKERS=1: one process per directory).
 RUN mkdir instance && chown dashboard:dashboard instance
 USER dashboard
 EXPOSE 8050
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=5 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8050'), timeout=2)"]
-# Migrate, then serve. Every replica runs the migration; Alembic's version table keeps a second
-# run a no-op. More gunicorn flags go in GUNICORN_CMD_ARGS (gunicorn reads it itself).
-CMD ["sh", "-c", "alembic upgrade head && exec gunicorn --bind 0.0.0.0:${PORT} --workers ${GUNICORN_WORKERS} --access-logfile - app:server"]
+# Migrate our database and the facts store, then serve. Every replica runs both; Alembic's
+# version table and the store's idempotent migrations keep a second run a no-op. More gunicorn
+# flags go in GUNICORN_CMD_ARGS (gunicorn reads it itself).
+CMD ["sh", "-c", "alembic upgrade head && python -m store.migrate && exec gunicorn --bind 0.0.0.0:${PORT} --workers ${GUNICORN_WORKERS} --access-logfile - app:server"]

@@ -25,8 +25,10 @@ $(PXVENV)/.installed:
 system-deps:
 	@scripts/system-deps.sh
 
+# Our database, then the facts store (STORE_URL); both are safe to run again.
 migrate: venv
 	$(VENV)/bin/alembic upgrade head
+	$(PY) -m store.migrate
 
 # DEV_MODE lets the demo run with the built-in SECRET_KEY; the app refuses that key without it.
 demo: venv phoenix-venv migrate

@@ -30,6 +30,8 @@ from services.phoenix import PhoenixClient
 from services.sync import PromptSync
 from services.sync_worker import start_worker_on_first_request
 from settings import PROJECT_DIR, Settings, SettingsError
+from store.facts import open_store
+from store.transport import StoreError
 
 log = logging.getLogger(__name__)
 # Bootstrap 5 CSS and icons come from the installed bootstrap-flask wheel, never from a CDN.
@@ -88,8 +90,11 @@ def create_server(settings: Settings) -> Flask:
         else None
     )
     sessions = make_session_factory(engine)
-    sync = PromptSync(phoenix, sessions) if phoenix is not None else None
-    Services(settings, engine, sessions, phoenix, sync).init_app(server)
+    # Migrated at start-up, like the database: every statement is safe to run twice, so
+    # replicas starting together are fine.
+    store = open_store(settings.store_url)
+    sync = PromptSync(phoenix, sessions, store) if phoenix is not None else None
+    Services(settings, engine, sessions, phoenix, sync, store).init_app(server)
     cache.init_app(server, settings)
     auth.init_app(server)
     proxy.init_app(server, settings)
@@ -170,7 +175,7 @@ def __getattr__(name: str) -> Flask:
     if name in ("server", "application"):
         try:
             return _default_server()
-        except (DatabaseNotMigrated, SettingsError) as exc:
+        except (DatabaseNotMigrated, SettingsError, StoreError) as exc:
             # One clear sentence for the operator instead of a traceback; gunicorn then stops.
             click.echo(f"Error: {exc}", err=True)
             raise SystemExit(1) from None
@@ -182,7 +187,7 @@ def main() -> None:
     try:
         settings = Settings.from_env()
         app = create_app(settings)
-    except (DatabaseNotMigrated, SettingsError) as exc:
+    except (DatabaseNotMigrated, SettingsError, StoreError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     app.run(host=settings.host, port=settings.port, debug=False)

@@ -116,6 +116,7 @@ class Dataset:
     phoenix: PhoenixServer
     seeded_at: datetime
     database_url: str
+    store_url: str
 
     @property
     def window(self) -> tuple[datetime, datetime]:
@@ -136,12 +137,25 @@ class Dataset:
             {
                 "SECRET_KEY": SECRET,
                 "DATABASE_URL": self.database_url,
+                "STORE_URL": self.store_url,
                 "PHOENIX_URL": self.phoenix.url,
                 "SYNC_WORKER": "false",
                 "LOG_LEVEL": "WARNING",
             }
         )
         return base.with_overrides(**overrides)
+
+
+def bench_store_url(size: str) -> str:
+    """Return where a size's facts live: the ClickHouse `make bench` serves, else chdb in-process.
+
+    gunicorn's workers are separate processes and one chdb directory opens in one process only,
+    so the fan-out and server suites need the HTTP server (TEST_CLICKHOUSE_URL).
+    """
+    server = os.environ.get("TEST_CLICKHOUSE_URL")
+    if server:
+        return f"{server.rstrip('/')}/bench_{size}"
+    return f"chdb://{DATA_DIR / 'clickhouse'}?database=bench_{size}"
 
 
 def _marker(size: str) -> Path:
@@ -165,13 +179,18 @@ def ensure_dataset(size: str) -> Dataset:
             json.dumps({"seeded_at": seeded_at.isoformat(), "llm_spans": SIZES[size]})
         )
     database_url = f"sqlite:///{DATA_DIR / f'dashboard-{size}.db'}"
-    dataset = Dataset(size, SIZES[size], phoenix, seeded_at, database_url)
+    dataset = Dataset(size, SIZES[size], phoenix, seeded_at, database_url, bench_store_url(size))
     upgrade(database_url)
     app = create_app(dataset.settings())
     ensure_demo_user(app)
-    sync = get_services(app.server).sync
+    services = get_services(app.server)
+    sync = services.sync
     assert sync is not None
     started = time.perf_counter()
+    if services.store.watermark() is None:
+        # A fresh store (`make bench` starts a throwaway ClickHouse) beside a database whose
+        # cursors say everything was read: read it all again.
+        sync.rebuild()
     while sync.tick().changed:  # the first run reads everything; later runs find nothing new
         pass
     log.info("%s: dashboard database in sync (%.1f s)", size, time.perf_counter() - started)
@@ -198,9 +217,14 @@ def dashboard_server(dataset: Dataset, **env: str) -> Iterator[str]:
     """Serve the dashboard for a dataset under gunicorn on loopback; yield its base URL."""
     port = free_port()
     environ = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("PHOENIX_", "DATABASE_"))},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PHOENIX_", "DATABASE_", "STORE_"))
+        },
         "SECRET_KEY": SECRET,
         "DATABASE_URL": dataset.database_url,
+        "STORE_URL": dataset.store_url,
         "PHOENIX_URL": dataset.phoenix.url,
         "SYNC_WORKER": "false",
         "LOG_LEVEL": "WARNING",

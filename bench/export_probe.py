@@ -19,14 +19,17 @@ import sqlalchemy as sa
 from app import create_app
 from bench.common import SECRET
 from db.migrate import upgrade
-from db.models import Prompt, SpanFact
+from db.models import Prompt
 from devtools.signin import csrf_token
-from services import analytics
 from services.container import get_services
 from settings import PROJECT_DIR, Settings
+from store.analytics import EXPORT_COLUMNS
+from store.facts import SpanRow, open_store
 
 ROWS = 100_000
 DB = PROJECT_DIR / "bench" / "data" / "export-100k.db"
+# The facts: chdb in this process (one process, so no server needed), a database of its own.
+STORE_URL = f"chdb://{PROJECT_DIR / 'bench' / 'data' / 'clickhouse'}?database=export_100k"
 QUERY = "?range=custom&start=2026-01-01T00:00&end=2027-01-01T00:00"
 PASSWORD = "bench-export-password"  # noqa: S105  # a throwaway user in a throwaway database
 
@@ -39,48 +42,48 @@ def _status_kb(field: str) -> int:
 
 
 def _seed(url: str) -> None:
-    """Fill the database with ROWS synthetic LLM-call facts, once."""
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        if (conn.scalar(sa.select(sa.func.count()).select_from(SpanFact)) or 0) >= ROWS:
+    """Fill the store with ROWS synthetic LLM-call facts (and their prompt row), once."""
+    with open_store(STORE_URL) as store:
+        held = store.transport.query("SELECT count() FROM llm_spans FINAL").rows[0][0]
+        if held >= ROWS:
             return
         prompt_id = uuid.uuid4()
-        conn.execute(
-            sa.insert(Prompt),
-            [
-                {
-                    "id": prompt_id,
-                    "name": "bench-prompt",
-                    "version": "v1",
-                    "template": "Hi {x}",
-                    "template_hash": "0" * 64,
-                }
-            ],
-        )
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.insert(Prompt),
+                [
+                    {
+                        "id": prompt_id,
+                        "name": "bench-prompt",
+                        "version": "v1",
+                        "template": "Hi {x}",
+                        "template_hash": "0" * 64,
+                    }
+                ],
+            )
+        engine.dispose()
         rng = random.Random(5)
         start = datetime(2026, 6, 1, tzinfo=UTC)
-        conn.execute(
-            sa.insert(SpanFact),
-            [
-                {
-                    "phoenix_span_id": f"{i:016x}",
-                    "phoenix_trace_id": f"{i:032x}",
-                    "project": rng.choice(["support-bot", "sales-email", "search-assistant"]),
-                    "prompt_id": prompt_id,
-                    "prompt_version": rng.choice(["v1", "v2", "v3"]),
-                    "model": rng.choice(["gpt-4o-mini", "claude-3-5-haiku", "=HYPERLINK(1)"]),
-                    "start_time": start + timedelta(seconds=i * 30),
-                    "latency_ms": rng.lognormvariate(7, 0.5),
-                    "prompt_tokens": rng.randrange(50, 900),
-                    "completion_tokens": rng.randrange(10, 400),
-                    "total_tokens": rng.randrange(60, 1300),
-                    "status": "ERROR" if rng.random() < 0.05 else "OK",
-                    "cost": rng.random() / 1000,
-                }
-                for i in range(ROWS)
-            ],
+        store.write_spans(
+            SpanRow(
+                span_id=f"{i:016x}",
+                trace_id=f"{i:032x}",
+                project=rng.choice(["support-bot", "sales-email", "search-assistant"]),
+                prompt_id=str(prompt_id),
+                template_hash="0" * 64,
+                prompt_version=rng.choice(["v1", "v2", "v3"]),
+                model=rng.choice(["gpt-4o-mini", "claude-3-5-haiku", "=HYPERLINK(1)"]),
+                start_time=start + timedelta(seconds=i * 30),
+                latency_ms=rng.lognormvariate(7, 0.5),
+                prompt_tokens=rng.randrange(50, 900),
+                completion_tokens=rng.randrange(10, 400),
+                total_tokens=rng.randrange(60, 1300),
+                status="ERROR" if rng.random() < 0.05 else "OK",
+                cost=rng.random() / 1000,
+            )
+            for i in range(ROWS)
         )
-    engine.dispose()
 
 
 def main() -> None:
@@ -94,6 +97,7 @@ def main() -> None:
             {
                 "SECRET_KEY": SECRET,
                 "DATABASE_URL": url,
+                "STORE_URL": STORE_URL,
                 "PHOENIX_ENABLED": "false",
                 "LOG_LEVEL": "WARNING",
             }
@@ -122,8 +126,11 @@ def main() -> None:
         return lines - 1
 
     def pandas_csv() -> int:
-        with get_services(server).sessions() as db, server.app_context():
-            frame = pd.read_sql(analytics.span_query(analytics.Filters()), db.connection())
+        store = get_services(server).store
+        result = store.transport.query(
+            f"SELECT {', '.join(EXPORT_COLUMNS)} FROM llm_spans FINAL"  # noqa: S608 - fixed text
+        )
+        frame = pd.DataFrame(result.rows, columns=list(result.columns))
         buffer = io.StringIO()
         frame.to_csv(buffer, index=False)
         return len(frame)

@@ -8,6 +8,8 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -17,6 +19,8 @@ from db.migrate import upgrade
 from db.session import make_engine, make_session_factory
 from services.phoenix import PhoenixClient
 from services.sync import PromptSync
+from store.facts import FactStore, SpanRow, open_store
+from store.sync_queries import clear_facts
 
 T = TypeVar("T")
 ROUNDS = 5
@@ -34,11 +38,24 @@ def _fresh_sync(dataset: Dataset, template: Path) -> Iterator[PromptSync]:
     shutil.copy(template, path)
     engine = make_engine(f"sqlite:///{path}")
     phoenix = PhoenixClient(dataset.phoenix.url)
+    # An empty store database of its own, beside the dataset's, dropped afterwards.
+    store = open_store(dataset.store_url, database=f"sync_throughput_{dataset.name}")
+    clear_facts(store)
     try:
-        yield PromptSync(phoenix, make_session_factory(engine))
+        yield PromptSync(phoenix, make_session_factory(engine), store)
     finally:
         phoenix.close()
         engine.dispose()
+        store.drop()
+        store.close()
+
+
+def age_spans(store: FactStore, age: timedelta) -> None:
+    """Make every stored span look synced `age` ago: rewritten, as ClickHouse has no UPDATE."""
+    columns = [f.name for f in fields(SpanRow)]
+    rows = store.transport.query(f"SELECT {', '.join(columns)} FROM llm_spans FINAL")  # noqa: S608
+    store.transport.command("TRUNCATE TABLE llm_spans")
+    store.write_spans((SpanRow(*row) for row in rows.rows), synced_at=datetime.now(UTC) - age)
 
 
 def _clocked(action: Callable[[], T]) -> tuple[float, T]:
@@ -113,6 +130,7 @@ def _idle_ticks(datasets: dict[str, Dataset], results: Results) -> None:
     small, large = sizes[0], sizes[-1]
     syncs: dict[str, PromptSync] = {}
     engines = []
+    stores = []
     for size in (small, large):
         # Aged by an hour, as sync_suite does: nothing is hot, the steady state of an idle tick.
         source = Path(datasets[size].database_url.removeprefix("sqlite:///"))
@@ -121,8 +139,11 @@ def _idle_ticks(datasets: dict[str, Dataset], results: Results) -> None:
             src.backup(dst)
             dst.execute("UPDATE span_facts SET synced_at = datetime(synced_at, '-1 hour')")
         engines.append(engine := make_engine(f"sqlite:///{copy}"))
+        # The facts live in the store: aged there too (rewritten; the facts stay the same).
+        stores.append(store := open_store(datasets[size].store_url))
+        age_spans(store, timedelta(hours=1))
         phoenix = PhoenixClient(datasets[size].phoenix.url)
-        syncs[size] = PromptSync(phoenix, make_session_factory(engine))
+        syncs[size] = PromptSync(phoenix, make_session_factory(engine), store)
         syncs[size].tick()  # the registry, the horizon and the minute's slice: not idle yet
     ticks: dict[str, list[float]] = {small: [], large: []}
     for index in range(2 * IDLE_TICKS):
@@ -145,3 +166,5 @@ def _idle_ticks(datasets: dict[str, Dataset], results: Results) -> None:
         sync.phoenix.close()
     for engine in engines:
         engine.dispose()
+    for store in stores:
+        store.close()

@@ -1,11 +1,16 @@
-"""Plotly figures for the analytics pages, as plain dicts; an empty frame gives a friendly chart."""
+"""Plotly figures for the analytics pages, as plain dicts; no data gives a friendly chart."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-import pandas as pd
 from dash import dcc
+
+from store.views import Histogram
 
 Figure = dict[str, Any]
 LEGEND_BELOW = {"orientation": "h", "y": -0.2}
@@ -57,27 +62,41 @@ def create_empty_figure(message: str, title: str = "") -> Figure:
     )
 
 
-def _traces(frame: pd.DataFrame, by: str, x: str, y: str, **trace: Any) -> list[dict[str, Any]]:
-    """Make a trace per value of `by`, in order of first appearance, as plotly express does."""
-    return [
-        {**trace, "name": str(key), "x": part[x].to_numpy(), "y": part[y].to_numpy()}
-        for key, part in ((k, frame[frame[by] == k]) for k in frame[by].drop_duplicates())
-    ]
+Point = tuple[str, Any, float | None]  # (series name, x, y)
 
 
-def create_series_figure(frame: pd.DataFrame, y: str, title: str, y_title: str) -> Figure:
+def _traces(points: Sequence[Point], **trace: Any) -> list[dict[str, Any]]:
+    """Make a trace per series name, in order of first appearance, as plotly express does."""
+    series: dict[str, tuple[list[Any], list[float | None]]] = {}
+    for name, x, y in points:
+        xs, ys = series.setdefault(name, ([], []))
+        xs.append(x.isoformat() if isinstance(x, datetime) else x)
+        ys.append(y)
+    return [{**trace, "name": name, "x": xs, "y": ys} for name, (xs, ys) in series.items()]
+
+
+def create_series_figure(points: Sequence[Point], title: str, y_title: str) -> Figure:
     """Plot one metric over time, a line per series (prompt version or model)."""
-    if frame.empty:
+    if not points:
         return create_empty_figure("No data for these filters", title)
-    data = _traces(frame, "series", "bucket", y, type="scatter", mode="lines+markers")
+    data = _traces(points, type="scatter", mode="lines+markers")
     return _figure(data, title, yaxis={"title": {"text": y_title}}, legend=LEGEND_BELOW)
 
 
-def create_histogram(values: pd.Series, title: str, x_title: str) -> Figure:
-    """Plot the distribution of one measure."""
-    if values.empty:
+def create_histogram(histogram: Histogram, title: str, x_title: str) -> Figure:
+    """Plot a distribution the engine binned: a bar per bin."""
+    if not histogram.counts or not any(histogram.counts):
         return create_empty_figure("No data for these filters", title)
-    data = [{"type": "histogram", "x": values.to_numpy(), "nbinsx": 40, "name": x_title}]
+    edges = histogram.edges
+    data = [
+        {
+            "type": "bar",
+            "x": [(low + high) / 2 for low, high in itertools.pairwise(edges)],
+            "width": [high - low for low, high in itertools.pairwise(edges)],
+            "y": list(histogram.counts),
+            "name": x_title,
+        }
+    ]
     return _figure(
         data,
         title,
@@ -87,13 +106,39 @@ def create_histogram(values: pd.Series, title: str, x_title: str) -> Figure:
     )
 
 
-def create_score_box(annotations: pd.DataFrame, title: str) -> Figure:
-    """Plot the score distribution per evaluator, a box per prompt version."""
-    scored = annotations.dropna(subset=["score"])
-    if scored.empty:
+@dataclass(frozen=True)
+class Box:
+    """One box of a box plot: its group (legend), its place on the x axis, and five numbers."""
+
+    group: str
+    x: str
+    low: float
+    q1: float
+    median: float
+    q3: float
+    high: float
+
+
+def create_score_box(boxes: Sequence[Box], title: str) -> Figure:
+    """Plot the score distribution per evaluator, a box per prompt version, from quartiles."""
+    if not boxes:
         return create_empty_figure("No scored evaluations for these filters", title)
-    scored = scored.assign(prompt_version=scored["prompt_version"].fillna("(none)"))
-    data = _traces(scored, "prompt_version", "name", "score", type="box")
+    grouped: dict[str, list[Box]] = {}
+    for box in boxes:
+        grouped.setdefault(box.group, []).append(box)
+    data = [
+        {
+            "type": "box",
+            "name": group,
+            "x": [b.x for b in items],
+            "q1": [b.q1 for b in items],
+            "median": [b.median for b in items],
+            "q3": [b.q3 for b in items],
+            "lowerfence": [b.low for b in items],
+            "upperfence": [b.high for b in items],
+        }
+        for group, items in grouped.items()
+    ]
     return _figure(
         data,
         title,
@@ -104,12 +149,11 @@ def create_score_box(annotations: pd.DataFrame, title: str) -> Figure:
     )
 
 
-def create_label_bars(fractions: pd.DataFrame, title: str) -> Figure:
-    """Plot label fractions per evaluator and prompt version as stacked bars."""
-    if fractions.empty:
+def create_label_bars(shares: Sequence[Point], title: str) -> Figure:
+    """Plot label shares as stacked bars: points are (label, "evaluator · version", share)."""
+    if not shares:
         return create_empty_figure("No labelled evaluations for these filters", title)
-    frame = fractions.assign(group=fractions["name"] + " · " + fractions["prompt_version"])
-    data = _traces(frame, "label", "group", "fraction", type="bar")
+    data = _traces(shares, type="bar")
     return _figure(
         data,
         title,

@@ -6,18 +6,18 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from components.charts import create_sparkline
-from services.analytics import Kpis, PeriodStats
+from store.analytics import EvaluatorScore, Kpis, PeriodStats
 
 NO_VALUE = "\u2013"  # an en dash stands for "no data"
 
 
-def _fmt_ms(value: float | None) -> str:
+def fmt_ms(value: float | None) -> str:
     if value is None:
         return NO_VALUE
     return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
 
 
-def _fmt_pct(value: float | None) -> str:
+def fmt_pct(value: float | None) -> str:
     return NO_VALUE if value is None else f"{value:.1%}"
 
 
@@ -25,15 +25,43 @@ def _fmt_score(value: float | None) -> str:
     return NO_VALUE if value is None else f"{value:.2f}"
 
 
+def _fmt_count(value: int | None) -> str:
+    return NO_VALUE if value is None else f"{value:,}"
+
+
+def _fmt_usd(value: float | None) -> str:
+    return NO_VALUE if value is None else f"${value:,.2f}"
+
+
+def _fmt_scores(scores: tuple[EvaluatorScore, ...]) -> str:
+    """Show each evaluator's mean on its own scale; never one mean across evaluators."""
+    shown = [f"{s.name} {_fmt_score(s.mean)}" for s in scores if s.scored]
+    return " · ".join(shown) if shown else NO_VALUE
+
+
+def _single_score(scores: tuple[EvaluatorScore, ...]) -> float | None:
+    """Return the mean when exactly one evaluator scored, so a change is comparable."""
+    scored = [s for s in scores if s.scored]
+    return scored[0].mean if len(scored) == 1 else None
+
+
+def _unknown_note(unknown: int, what: str) -> html.Div | None:
+    """Say how many calls a total leaves out because their value is unknown."""
+    if not unknown:
+        return None
+    return html.Div(f"{unknown:,} calls without {what}", className="small text-body-secondary")
+
+
 def create_kpi_cards(page: str, kpis: Kpis) -> dbc.Row:
-    """Build a row of cards: volume, error rate, p95 latency, tokens, cost, mean eval score."""
+    """Build a row of cards: volume, error rate, p95 latency, tokens, cost, evaluator means."""
+    m = kpis.metrics
     cards = [
-        ("count", "LLM calls", f"{kpis.count:,}"),
-        ("error-rate", "Error rate", _fmt_pct(kpis.error_rate)),
-        ("p95", "p95 latency", _fmt_ms(kpis.p95_ms)),
-        ("tokens", "Tokens", f"{kpis.tokens:,}"),
-        ("cost", "Cost", NO_VALUE if kpis.cost is None else f"${kpis.cost:,.2f}"),
-        ("score", "Mean eval score", _fmt_score(kpis.mean_score)),
+        ("count", "LLM calls", f"{m.count:,}", None),
+        ("error-rate", "Error rate", fmt_pct(m.error_rate), None),
+        ("p95", "p95 latency", fmt_ms(m.p95_ms), None),
+        ("tokens", "Tokens", _fmt_count(m.tokens), _unknown_note(m.tokens_unknown, "tokens")),
+        ("cost", "Cost", _fmt_usd(m.cost), _unknown_note(m.cost_unknown, "cost")),
+        ("score", "Mean eval scores", _fmt_scores(kpis.scores), None),
     ]
     return dbc.Row(
         [
@@ -43,6 +71,7 @@ def create_kpi_cards(page: str, kpis: Kpis) -> dbc.Row:
                         [
                             html.Div(title, className="small text-body-secondary"),
                             html.Div(value, className="fs-4 fw-semibold", id=f"{page}-kpi-{key}"),
+                            note,
                         ]
                     )
                 ),
@@ -51,7 +80,7 @@ def create_kpi_cards(page: str, kpis: Kpis) -> dbc.Row:
                 xl=2,
                 className="mb-3",
             )
-            for key, title, value in cards
+            for key, title, value, note in cards
         ]
     )
 
@@ -78,46 +107,28 @@ def _sparkline(values: list[float]) -> dcc.Graph:
 
 def create_period_cards(page: str, window: str, stats: PeriodStats) -> dbc.Row:
     """Build the quick-stat cards of one window: value, change and a sparkline each."""
-    now, before, series = stats.current, stats.previous, stats.series
-    cards = [
-        ("count", "Volume", f"{now.count:,}", now.count, before.count, False, "count"),
-        (
-            "error-rate",
-            "Error rate",
-            _fmt_pct(now.error_rate),
-            now.error_rate,
-            before.error_rate,
-            True,
-            "error_rate",
-        ),
-        ("p95", "p95 latency", _fmt_ms(now.p95_ms), now.p95_ms, before.p95_ms, True, "p95_ms"),
-        (
-            "cost",
-            "Cost",
-            NO_VALUE if now.cost is None else f"${now.cost:,.2f}",
-            now.cost,
-            before.cost,
-            True,
-            "cost",
-        ),
-        (
-            "score",
-            "Mean eval score",
-            _fmt_score(now.mean_score),
-            now.mean_score,
-            before.mean_score,
-            False,
-            None,
-        ),
-    ]
+    now, before = stats.current.metrics, stats.previous.metrics
+    points = [p.metrics for p in stats.series.points]
+    cards: list[tuple[str, str, str, float | None, float | None, bool, list[float]]] = [
+        ("count", "Volume", f"{now.count:,}", now.count, before.count, False,
+         [float(p.count) for p in points]),
+        ("error-rate", "Error rate", fmt_pct(now.error_rate), now.error_rate,
+         before.error_rate, True, [p.error_rate or 0.0 for p in points]),
+        ("p95", "p95 latency", fmt_ms(now.p95_ms), now.p95_ms, before.p95_ms, True,
+         [p.p95_ms or 0.0 for p in points]),
+        ("cost", "Cost", _fmt_usd(now.cost), now.cost, before.cost, True,
+         [p.cost or 0.0 for p in points]),
+        ("score", "Mean eval scores", _fmt_scores(stats.current.scores),
+         _single_score(stats.current.scores), _single_score(stats.previous.scores), False, []),
+    ]  # fmt: skip
     columns = []
-    for key, title, text, value, previous, lower_is_better, series_column in cards:
+    for key, title, text, value, previous, lower_is_better, spark in cards:
         body = [
             html.Div(title, className="small text-body-secondary"),
             html.Div(text, className="fs-4 fw-semibold", id=f"{page}-{window}-{key}"),
             _change(value, previous, lower_is_better=lower_is_better),
         ]
-        if series_column and not series.empty:
-            body.append(_sparkline(series[series_column].fillna(0).tolist()))
+        if spark:
+            body.append(_sparkline(spark))
         columns.append(dbc.Col(dbc.Card(dbc.CardBody(body)), xs=6, md=4, xl=True, className="mb-3"))
     return dbc.Row(columns)

@@ -1,20 +1,39 @@
-"""A data table (AG Grid) with a column chooser and server-side CSV export of the whole result."""
+"""A data table (AG Grid) from a registry entry's columns, with a column chooser and CSV export."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import MATCH, ClientsideFunction, Dash, Input, Output, State, dcc, html
 
+from services.tables import PAGE_ROWS, Column
 
-def column_defs(columns: list[str]) -> list[dict[str, Any]]:
-    """Describe the grid's columns, all shown."""
-    return [{"field": c, "headerName": c.replace("_", " ")} for c in columns]
+NUMERIC = frozenset({"count", "percent", "ms", "usd", "number"})
 
 
-def create_column_chooser(table_id: str, columns: list[str]) -> html.Div:
+def column_defs(columns: Sequence[Column], *, paged: bool = False) -> list[dict[str, Any]]:
+    """Describe the grid's columns, all shown, each formatted by its registry format."""
+    defs = []
+    for column in columns:
+        spec: dict[str, Any] = {
+            "field": column.id,
+            "headerName": column.header,
+            # assets/dashAgGridFunctions.js: rates as %, latency in ms or s, cost in $.
+            "valueFormatter": {"function": f"formatCell(params.value, '{column.format}')"},
+        }
+        if column.format in NUMERIC:
+            spec["type"] = "rightAligned"
+        if paged:
+            # The engine sorts a paged table, and only by the columns it has an index for.
+            spec["sortable"] = column.sort is not None
+        defs.append(spec)
+    return defs
+
+
+def create_column_chooser(table_id: str, columns: Sequence[Column], *, paged: bool) -> html.Div:
     """Build a "Columns" button whose popover shows or hides each column of the grid."""
     button_id = f"{table_id}-columns-button"
     return html.Div(
@@ -31,8 +50,8 @@ def create_column_chooser(table_id: str, columns: list[str]) -> html.Div:
                 dbc.PopoverBody(
                     dbc.Checklist(
                         id={"type": "table-columns", "grid": table_id},
-                        options=[{"label": c.replace("_", " "), "value": c} for c in columns],
-                        value=columns,
+                        options=[{"label": c.header, "value": c.id} for c in columns],
+                        value=[c.id for c in columns],
                         # The choice survives the redraws that live updates cause.
                         persistence=True,
                         persistence_type="session",
@@ -43,7 +62,8 @@ def create_column_chooser(table_id: str, columns: list[str]) -> html.Div:
                 placement="bottom-end",
             ),
             dcc.Store(
-                id={"type": "table-column-defs", "grid": table_id}, data=column_defs(columns)
+                id={"type": "table-column-defs", "grid": table_id},
+                data=column_defs(columns, paged=paged),
             ),
         ],
         className="d-inline-block",
@@ -63,47 +83,64 @@ def create_export_link(link_id: str, href: str) -> html.A:
 
 def create_data_table(
     table_id: str,
-    rows: list[dict[str, Any]],
-    columns: list[str],
+    columns: Sequence[Column],
     *,
     export_href: str,
     title: str,
+    rows: list[dict[str, Any]] | None = None,
+    query: str | None = None,
+    mark: int | None = None,
     page_size: int = 20,
     row_id: str | None = None,
 ) -> dbc.Card:
-    """Build a sortable, filterable, paginated grid with a column chooser and an export link."""
+    """Build a grid with a column chooser and an export link.
+
+    Without `rows` the grid pages on the server (AG Grid's infinite row model): it asks for a
+    block of rows at a time, sorted by the engine, for the filters in `query` (kept beside the
+    grid in `<table_id>-query`); the page registers the callback that answers. With `rows` the
+    grid holds them all: only for small tables.
+    """
+    paged = rows is None
+    options: dict[str, Any] = {
+        "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
+        "animateRows": False,
+    }
+    if paged:
+        options |= {
+            "rowBuffer": 0,
+            "cacheBlockSize": PAGE_ROWS,
+            "maxBlocksInCache": 10,  # the browser keeps at most ten blocks too
+            "maxConcurrentDatasourceRequests": 1,
+            "infiniteInitialRowCount": 1,
+        }
+    else:
+        options |= {"pagination": True, "paginationPageSize": page_size}
     grid = dag.AgGrid(
         id=table_id,
-        rowData=rows,
-        columnDefs=column_defs(columns),
-        defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 110},
-        dashGridOptions={
-            "pagination": True,
-            "paginationPageSize": page_size,
-            "rowSelection": {
-                "mode": "singleRow",
-                "checkboxes": False,
-                "enableClickSelection": True,
-            },
-            "animateRows": False,
-        },
+        columnDefs=column_defs(columns, paged=paged),
+        defaultColDef={"sortable": True, "filter": not paged, "resizable": True, "minWidth": 110},
+        dashGridOptions=options,
         columnSize="responsiveSizeToFit",
         # A stable row id lets a click name its row whatever the sort, filter or page.
-        getRowId=f"params.data.{row_id}" if row_id else None,
+        getRowId=row_id,
         style={"height": "420px"},
         className="ag-theme-alpine",
+        **({"rowModelType": "infinite"} if paged else {"rowData": rows}),
+    )
+    extra = (
+        [dcc.Store(id=f"{table_id}-query", data={"query": query, "mark": mark})] if paged else []
     )
     return dbc.Card(
         [
             dbc.CardHeader(
                 [
-                    html.Span(title, className="fw-semibold me-auto"),
-                    create_column_chooser(table_id, columns),
+                    html.Span(title, className="fw-semibold me-auto", id=f"{table_id}-title"),
+                    create_column_chooser(table_id, columns, paged=paged),
                     create_export_link(f"{table_id}-export", export_href),
                 ],
                 className="d-flex align-items-center",
             ),
-            dbc.CardBody(grid, className="p-0"),
+            dbc.CardBody([grid, *extra], className="p-0"),
         ],
         className="mb-3",
     )

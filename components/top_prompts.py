@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 import dash_bootstrap_components as dbc
-import pandas as pd
 from dash import dcc, html
 
-from components.kpis import NO_VALUE
+from components.kpis import NO_VALUE, fmt_ms, fmt_pct
+from store.analytics import PromptRank
 
 
 def _links(prompt: str) -> html.Span:
@@ -23,24 +24,30 @@ def _links(prompt: str) -> html.Span:
     )
 
 
-def create_top_prompts(page: str, frame: pd.DataFrame) -> Any:
+def _scores(rank: PromptRank) -> str:
+    """Show each evaluator's mean on its own scale."""
+    shown = [f"{s.name} {s.mean:.2f}" for s in rank.scores if s.mean is not None]
+    return " · ".join(shown) if shown else NO_VALUE
+
+
+def create_top_prompts(page: str, ranks: Sequence[PromptRank]) -> Any:
     """Build the top-prompts table with links into the other pages."""
-    if frame.empty:
+    if not ranks:
         return dbc.Alert("No prompts have traffic yet.", color="info", id=f"{page}-no-prompts")
     header = html.Thead(
-        html.Tr([html.Th(h) for h in ("prompt", "calls", "error rate", "p95", "mean score", "")])
+        html.Tr([html.Th(h) for h in ("prompt", "calls", "error rate", "p95", "mean scores", "")])
     )
     rows = [
         html.Tr(
             [
                 html.Td(r.prompt),
-                html.Td(f"{r.calls:,}"),
-                html.Td(f"{r.error_rate:.1%}"),
-                html.Td(f"{r.p95_ms / 1000:.2f} s"),
-                html.Td(NO_VALUE if pd.isna(r.mean_score) else f"{r.mean_score:.2f}"),
+                html.Td(f"{r.metrics.count:,}"),
+                html.Td(fmt_pct(r.metrics.error_rate)),
+                html.Td(fmt_ms(r.metrics.p95_ms)),
+                html.Td(_scores(r)),
                 html.Td(_links(r.prompt)),
             ]
         )
-        for r in frame.itertuples()
+        for r in ranks
     ]
     return dbc.Table([header, html.Tbody(rows)], size="sm", hover=True, id=f"{page}-prompts")

@@ -1,10 +1,11 @@
-"""Run throwaway PostgreSQL 15 and Redis servers for the test suite.
+"""Run throwaway PostgreSQL 15, Redis and ClickHouse (HTTP, from chdb) servers for the tests.
 
     python -m devtools.services run --dir .tmp/services -- python -m pytest
     python -m devtools.services start --dir .tmp/services --env-file .tmp/services/env
     python -m devtools.services stop --dir .tmp/services
 
-Standard library only: it runs before any dependency is installed.
+Standard library only: it runs before any dependency is installed. The ClickHouse server is
+devtools/clickhouse_http.py in a process of its own, run by this same Python (which needs chdb).
 """
 
 from __future__ import annotations
@@ -72,11 +73,22 @@ class Redis:
 
 
 @dataclass
+class ClickHouse:
+    """A throwaway ClickHouse HTTP server (chdb behind devtools/clickhouse_http.py)."""
+
+    pid: int
+    root: str
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+
+@dataclass
 class Services:
     """Whatever has been started so far."""
 
     postgres: Postgres | None = None
     redis: Redis | None = None
+    clickhouse: ClickHouse | None = None
 
     def env(self) -> dict[str, str]:
         """Return the URLs to export for the services that are running."""
@@ -87,6 +99,9 @@ class Services:
             env["TEST_PG_ADMIN_URL"] = f"postgresql://{where}/postgres"
         if self.redis:
             env["TEST_REDIS_URL"] = f"redis://{HOST}:{self.redis.port}/0"
+        if self.clickhouse:
+            # No database: each test appends /<its own>.
+            env["TEST_CLICKHOUSE_URL"] = f"clickhouse://default@{HOST}:{self.clickhouse.port}"
         return env
 
 
@@ -474,6 +489,34 @@ def stop_redis(redis: Redis, remove: bool = True) -> None:
         shutil.rmtree(redis.root, ignore_errors=True)
 
 
+# --- ClickHouse ---------------------------------------------------------------------------
+
+
+def start_clickhouse(base: Path) -> ClickHouse:
+    """Start devtools/clickhouse_http.py on a free loopback port and wait until it answers."""
+    began = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="clickhouse-", dir=base))
+    try:
+        # Imported here: that module imports this one.
+        from devtools.clickhouse_http import start_clickhouse_http
+
+        started = start_clickhouse_http(root)
+    except (ImportError, RuntimeError, OSError) as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        raise ServiceError(f"the ClickHouse HTTP server did not start: {exc}") from exc
+    elapsed = time.monotonic() - began
+    say(f"ClickHouse (chdb over HTTP) ready on {HOST}:{started.port} ({elapsed:.1f}s)")
+    return ClickHouse(pid=started.pid, root=str(root), port=started.port, proc=started.proc)
+
+
+def stop_clickhouse(clickhouse: ClickHouse) -> None:
+    """Stop the server and delete its directory."""
+    from devtools.clickhouse_http import ClickHouseHttp
+
+    ClickHouseHttp(clickhouse.pid, clickhouse.port, clickhouse.root, clickhouse.proc).stop()
+    shutil.rmtree(clickhouse.root, ignore_errors=True)
+
+
 # --- Orchestration ------------------------------------------------------------------------
 
 
@@ -485,7 +528,7 @@ def unavailable(name: str, exc: ServiceError) -> None:
 
 
 def start_all(base: Path, services: Services, signals: Signals) -> None:
-    """Start both services into services, stopping early if a signal arrives."""
+    """Start every service into services, stopping early if a signal arrives."""
     base.mkdir(parents=True, exist_ok=True)
     try:
         services.postgres = start_postgres(base)
@@ -497,6 +540,12 @@ def start_all(base: Path, services: Services, signals: Signals) -> None:
         services.redis = start_redis(base)
     except ServiceError as exc:
         unavailable("Redis", exc)
+    if signals.received:
+        return
+    try:
+        services.clickhouse = start_clickhouse(base)
+    except ServiceError as exc:
+        unavailable("ClickHouse", exc)
 
 
 def stop_all(services: Services) -> None:
@@ -511,6 +560,11 @@ def stop_all(services: Services) -> None:
             stop_redis(services.redis)
     except Exception as exc:
         say(f"error while stopping Redis: {exc}")
+    try:
+        if services.clickhouse:
+            stop_clickhouse(services.clickhouse)
+    except Exception as exc:
+        say(f"error while stopping ClickHouse: {exc}")
 
 
 def run_command(command: list[str], env: dict[str, str], signals: Signals) -> int:
@@ -550,12 +604,13 @@ def cmd_start(base: Path, env_file: Path) -> int:
     try:
         start_all(base, services, signals)
         if not signals.received:
-            pg, redis = services.postgres, services.redis
+            pg, redis, ch = services.postgres, services.redis, services.clickhouse
             record = {
                 "postgres": asdict(pg) if pg else None,
                 "redis": {"pid": redis.pid, "root": redis.root, "port": redis.port}
                 if redis
                 else None,
+                "clickhouse": {"pid": ch.pid, "root": ch.root, "port": ch.port} if ch else None,
             }
             state.write_text(json.dumps(record, indent=2) + "\n")
             env_file.parent.mkdir(parents=True, exist_ok=True)
@@ -577,11 +632,12 @@ def cmd_stop(base: Path) -> int:
     except FileNotFoundError:
         say(f"nothing to stop ({state} does not exist)")
         return 0
-    pg, redis = record.get("postgres"), record.get("redis")
+    pg, redis, ch = record.get("postgres"), record.get("redis"), record.get("clickhouse")
     stop_all(
         Services(
             postgres=Postgres(**pg) if pg else None,
             redis=Redis(**redis) if redis else None,
+            clickhouse=ClickHouse(**ch) if ch else None,
         )
     )
     state.unlink()
@@ -597,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         args, command = args[:split], args[split + 1 :]
     parser = argparse.ArgumentParser(
         prog="python -m devtools.services",
-        description="Run throwaway PostgreSQL 15 and Redis servers for the test suite.",
+        description="Run throwaway PostgreSQL 15, Redis and ClickHouse servers for the tests.",
     )
     actions = parser.add_subparsers(dest="action", required=True)
     run = actions.add_parser("run", help="start the services, run the command after --, stop")

@@ -32,7 +32,7 @@ from devtools.phoenix import free_port
 from load.analyst import Analyst, Plan
 from load.client import Recorder, Sample
 from load.stats import Latency, memory_verdict
-from services import analytics, users
+from services import prompt_filters, users
 from services.container import get_services
 from settings import PROJECT_DIR
 
@@ -72,8 +72,9 @@ def prepare_database(dataset: Dataset, database_url: str, analysts: int) -> list
         # when autovacuum comes round, which would slow whichever run it happened to precede.
         with services.engine.connect() as connection:
             connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
-    with services.sessions() as db:
-        return analytics.filter_options(db)["prompt"]
+    # The options are cached per watermark, in the app's cache.
+    with app.server.app_context(), services.sessions() as db:
+        return prompt_filters.filter_options(db, services.store)["prompt"]
 
 
 # What in gunicorn's log means a request or a worker went wrong, whatever the client saw.
@@ -107,9 +108,15 @@ def gunicorn(
     """Serve the dashboard under gunicorn as deployed: shared Redis, sync worker on."""
     port = free_port()
     environ = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("PHOENIX_", "DATABASE_"))},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PHOENIX_", "DATABASE_", "STORE_"))
+        },
         "SECRET_KEY": SECRET,
         "DATABASE_URL": database_url,
+        # Several workers: the ClickHouse server `devtools.services run` provides.
+        "STORE_URL": dataset.store_url,
         "PHOENIX_URL": dataset.phoenix.url,
         "REDIS_URL": redis_url,
         "SYNC_WORKER": "true",
@@ -333,8 +340,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("a run lasts at most 60 s, and the memory verdict needs 3 runs")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     database_url, redis_url = os.environ.get("TEST_PG_URL"), os.environ.get("TEST_REDIS_URL")
-    if not database_url or not redis_url:
-        log.error("TEST_PG_URL and TEST_REDIS_URL are unset: run it as `make load`")
+    if not database_url or not redis_url or not os.environ.get("TEST_CLICKHOUSE_URL"):
+        # gunicorn's workers share the facts store, which takes a ClickHouse server.
+        log.error(
+            "TEST_PG_URL, TEST_REDIS_URL and TEST_CLICKHOUSE_URL must be set: run `make load`"
+        )
         return 2
     started = time.monotonic()
     dataset = ensure_dataset(args.size)

@@ -16,7 +16,8 @@ from dash import (
 )
 
 from components.live import create_live_status
-from services import analytics
+from services import prompt_filters, tables
+from services.analytics import fact_store
 from services.container import get_services
 from services.filters import FilterState, parse_query
 from services.live import poll_watermark
@@ -92,7 +93,7 @@ def register_filter_callbacks(page: str) -> None:
     def versions_for_prompt(prompt: str | None, chosen: list[str] | None) -> list[str]:
         """Offer only the chosen prompt's versions, keeping any already picked."""
         with get_services().sessions() as db:
-            versions = analytics.filter_options(db, prompt)["versions"]
+            versions = prompt_filters.filter_options(db, fact_store(), prompt)["versions"]
         return versions + [v for v in chosen or [] if v not in versions]
 
     register_live_callback(page)
@@ -114,3 +115,51 @@ def register_live_callback(page: str) -> None:
         """Check our database for new data; redraws follow only when it moved."""
         mark, state = poll_watermark(live, seen)
         return (no_update if mark is None else mark), create_live_status(state, paused=not live)
+
+
+def page_request(request: dict[str, Any] | None) -> tables.PageRequest:
+    """Read AG Grid's request for rows: a block of them, maybe sorted by one column."""
+    request = request or {}
+    start = int(request.get("startRow") or 0)
+    end = int(request.get("endRow") or start + tables.PAGE_ROWS)
+    sort_model = request.get("sortModel") or []
+    first = sort_model[0] if sort_model and isinstance(sort_model[0], dict) else {}
+    return tables.PageRequest(
+        offset=start,
+        limit=max(1, end - start),
+        sort=first.get("colId"),
+        descending=first.get("sort", "desc") != "asc",
+    )
+
+
+def table_context(search: str | None) -> tables.Context:
+    """Build a table query's context for the filters of a URL query."""
+    state = state_from_search(search)
+    with get_services().sessions() as db:
+        filters = prompt_filters.resolve(db, state)
+        names = prompt_filters.prompt_names(db)
+    return tables.Context(fact_store(), filters, names)
+
+
+def register_paged_grid(grid_id: str, table_name: str) -> None:
+    """Answer a paged grid's requests for rows from the registry table, a block at a time."""
+    entry = tables.table(table_name)
+
+    @callback(
+        Output(grid_id, "getRowsResponse"),
+        Input(grid_id, "getRowsRequest"),
+        State(f"{grid_id}-query", "data"),
+        prevent_initial_call=True,
+    )
+    def rows(request: dict[str, Any] | None, data: dict[str, Any] | None) -> dict[str, Any]:
+        """Return one block of rows, sorted by the engine, and how many rows there are."""
+        context = table_context((data or {}).get("query"))
+        page = entry.view(context, page_request(request))
+        return {"rowData": tables.records(page), "rowCount": page.total}
+
+    clientside_callback(
+        ClientsideFunction(namespace="table", function_name="refreshRows"),
+        Input(f"{grid_id}-query", "data"),
+        State(grid_id, "id"),
+        prevent_initial_call=True,
+    )

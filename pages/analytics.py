@@ -8,7 +8,6 @@ from urllib.parse import urlencode
 import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html, no_update
-from sqlalchemy.orm import Session
 
 from components.charts import create_chart_slot, create_series_figure
 from components.filter_bar import create_empty_notice, create_filtered_page_top
@@ -16,11 +15,23 @@ from components.kpis import create_kpi_cards
 from components.phoenix_pane import create_phoenix_pane
 from components.table import create_data_table
 from pages._shared import register_filter_callbacks, state_from_search
-from services import analytics
+from services import analytics, prompt_filters, tables
+from services.analytics import fact_store
 from services.container import get_services
 from services.filters import FilterState, parse_query
 from services.live import live_state
+from services.prompt_filters import PromptNames, prompt_label, version_labels
 from services.status import phoenix_project_path
+from store import analytics as store_analytics
+from store.analytics import (
+    BOOTSTRAP_SAMPLES,
+    COMPARE_SAMPLE_ROWS,
+    Filters,
+    GroupKey,
+    Split,
+    VersionKey,
+)
+from store.facts import FactStore
 
 dash.register_page(
     __name__,
@@ -31,16 +42,10 @@ dash.register_page(
     icon="bi-graph-up",
 )
 PAGE = "analytics"
-VERSION_COLUMNS = [
-    "prompt_version",
-    "count",
-    "error_rate",
-    "p50_ms",
-    "p95_ms",
-    "tokens",
-    "mean_score",
-]
-DELTA_COLUMNS = ["metric", "a", "b", "delta", "ci_low", "ci_high", "significant"]
+SPLITS: dict[str, Split] = {"prompt_version": "version", "model": "model"}
+VERSIONS = tables.table("versions")
+COMPARISON = tables.table("comparison")
+NO_MODEL = "(no model)"
 
 
 def layout(**query: str) -> html.Div:
@@ -48,7 +53,7 @@ def layout(**query: str) -> html.Div:
     state, problems = parse_query(query)
     services = get_services()
     with services.sessions() as db:
-        options = analytics.filter_options(db, state.prompt)
+        options = prompt_filters.filter_options(db, fact_store(), state.prompt)
     graphs = [
         dbc.Col(create_chart_slot(f"{PAGE}-{name}"), lg=6)
         for name in ("latency", "tokens", "cost", "errors")
@@ -80,22 +85,8 @@ def layout(**query: str) -> html.Div:
             html.Div(id=f"{PAGE}-versions", style={"minHeight": "480px"}),
             dbc.Row(
                 [
-                    dbc.Col(
-                        dcc.Dropdown(
-                            id=f"{PAGE}-version-a",
-                            options=options["versions"],
-                            placeholder="Version A",
-                        ),
-                        md=3,
-                    ),
-                    dbc.Col(
-                        dcc.Dropdown(
-                            id=f"{PAGE}-version-b",
-                            options=options["versions"],
-                            placeholder="Version B",
-                        ),
-                        md=3,
-                    ),
+                    dbc.Col(dcc.Dropdown(id=f"{PAGE}-version-a", placeholder="Version A"), md=3),
+                    dbc.Col(dcc.Dropdown(id=f"{PAGE}-version-b", placeholder="Version B"), md=3),
                 ],
                 className="g-2 mb-2",
             ),
@@ -123,6 +114,8 @@ register_filter_callbacks(PAGE)
     Output(f"{PAGE}-cost", "figure"),
     Output(f"{PAGE}-errors", "figure"),
     Output(f"{PAGE}-versions", "children"),
+    Output(f"{PAGE}-version-a", "options"),
+    Output(f"{PAGE}-version-b", "options"),
     Output(f"{PAGE}-message", "children"),
     Input(f"{PAGE}-watermark", "data"),
     Input(f"{PAGE}-split", "value"),
@@ -131,49 +124,76 @@ register_filter_callbacks(PAGE)
 def redraw(_mark: int | None, split: str, search: str | None) -> tuple[Any, ...]:
     """Compute and draw everything for the current filters, once per watermark and minute."""
     state = state_from_search(search)
-    filters = state.to_filters()
+    store = fact_store()
     with get_services().sessions() as db:
-        # Every tab with the same filters shares one computation until new data arrives.
-        return analytics.cached(
-            f"analytics-page:{split}",
-            filters,
-            analytics.watermark(db),
-            lambda: _draw(db, state, filters, split),
-        )
+        filters = prompt_filters.resolve(db, state)
+        names = prompt_filters.prompt_names(db)
+        message = prompt_filters.unknown_filter_message(db, store, state)
+        mark = analytics.watermark(db)
+    # Every tab with the same filters shares one computation until new data arrives.
+    drawn = analytics.cached(
+        f"analytics-page:{split}",
+        filters,
+        mark,
+        lambda: _draw(store, state, filters, names, SPLITS.get(split, "version")),
+    )
+    *outputs, empty = drawn
+    return (*outputs, create_empty_notice(PAGE, message, empty, "LLM calls"))
+
+
+def _series_labels(keys: list[GroupKey], split: Split, names: PromptNames) -> dict[GroupKey, str]:
+    """Name each series: "prompt · version" where prompts mix, or the model."""
+    if split == "model":
+        return {key: key.model or NO_MODEL for key in keys}
+    return version_labels(keys, names)
 
 
 def _draw(
-    db: Session, state: FilterState, filters: analytics.Filters, split: str
+    store: FactStore, state: FilterState, filters: Filters, names: PromptNames, split: Split
 ) -> tuple[Any, ...]:
-    """Compute and draw everything for these filters."""
-    message = analytics.unknown_filter_message(db, filters)
-    spans = analytics.load_spans(db, filters)
-    annotations = analytics.load_annotations(db, filters)
-    series = analytics.time_series(
-        spans,
-        split="model" if split == "model" else "prompt_version",
-        start=filters.start,
-        end=filters.end,
+    """Compute (one store redraw) and draw everything for these filters."""
+    result = store_analytics.redraw(store, filters, split)
+    by_version = (
+        result.breakdown
+        if split == "version"
+        else tuple(store_analytics.breakdown(store, filters, "version"))
     )
-    latency = series.melt(id_vars=["bucket", "series"], value_vars=["p50_ms", "p95_ms", "p99_ms"])
-    latency = latency.assign(series=latency["series"] + " " + latency["variable"].str[:3])
-    versions = analytics.breakdown(spans, annotations, "prompt_version")
-    notice = create_empty_notice(PAGE, message, spans.empty, "LLM calls")
+    points = result.series.points
+    labels = _series_labels(sorted({p.key for p in points}, key=repr), split, names)
+    latency = [
+        (f"{labels[p.key]} {name}", p.bucket, getattr(p.metrics, f"{name}_ms"))
+        for name in ("p50", "p95", "p99")
+        for p in points
+    ]
+
+    def series(metric: str) -> list[tuple[str, Any, float | None]]:
+        return [(labels[p.key], p.bucket, getattr(p.metrics, metric)) for p in points]
+
+    columns, rows = tables.version_table(by_version, names)
+    shaped = [tuple(r) for r in rows]
     table = create_data_table(
         f"{PAGE}-versions-table",
-        versions.round(4).to_dict("records"),
-        VERSION_COLUMNS,
-        export_href=f"/api/export/{PAGE}/versions.csv{state.query_string()}",
-        title="Prompt versions",
+        columns,
+        rows=tables.records(tables.TablePage(columns, shaped, len(shaped))),
+        export_href=f"/api/export/{PAGE}/{VERSIONS.name}.csv{state.query_string()}",
+        title=VERSIONS.title,
     )
+    version_keys = [row.key for row in by_version]
+    choices = version_labels(version_keys, names)
+    options = [
+        {"label": choices[k], "value": tables.version_value(k.prompt_id, k.prompt_version)}
+        for k in version_keys
+    ]
     return (
-        create_kpi_cards(PAGE, analytics.kpis(spans, annotations)),
-        create_series_figure(latency, "value", "Latency percentiles", "ms"),
-        create_series_figure(series, "tokens", "Tokens", "tokens"),
-        create_series_figure(series, "cost", "Cost", "USD"),
-        create_series_figure(series, "error_rate", "Error rate", "share of calls"),
+        create_kpi_cards(PAGE, result.kpis),
+        create_series_figure(latency, "Latency percentiles", "ms"),
+        create_series_figure(series("tokens"), "Tokens", "tokens"),
+        create_series_figure(series("cost"), "Cost", "USD"),
+        create_series_figure(series("error_rate"), "Error rate", "share of calls"),
         table,
-        notice,
+        options,
+        options,
+        result.kpis.metrics.count == 0,
     )
 
 
@@ -201,36 +221,59 @@ def follow_project(search: str | None, shown: str | None) -> tuple[Any, Any]:
     Input(f"{PAGE}-state", "data"),
 )
 def compare(version_a: str | None, version_b: str | None, search: str | None) -> Any:
-    """Show B minus A for each metric, with 95 % bootstrap intervals."""
+    """Show B minus A for each metric, with 95 % intervals and how each was made."""
     if not version_a or not version_b:
         return html.P("Pick two versions to compare them.", className="text-body-secondary")
-    filters = state_from_search(search).to_filters()
+    state = state_from_search(search)
+    store = fact_store()
     with get_services().sessions() as db:
-        spans = analytics.load_spans(db, filters)
-        annotations = analytics.load_annotations(db, filters)
-    deltas = analytics.compare_versions(spans, annotations, version_a, version_b, seed=0)
-    rows = [
-        {
-            "metric": d.metric,
-            "a": d.a,
-            "b": d.b,
-            "delta": d.delta,
-            "ci_low": d.ci_low,
-            "ci_high": d.ci_high,
-            "significant": "yes" if d.significant else "no",
-        }
-        for d in deltas
-    ]
-    return create_data_table(
-        f"{PAGE}-compare-table",
-        rows,
-        DELTA_COLUMNS,
-        export_href=_comparison_href(state_from_search(search), version_a, version_b),
-        title=f"{version_b} minus {version_a} (95 % bootstrap interval)",
+        filters = prompt_filters.resolve(db, state)
+        names = prompt_filters.prompt_names(db)
+        mark = analytics.watermark(db)
+    context = tables.Context(store, filters, names, {"a": version_a, "b": version_b})
+    page = analytics.cached(
+        f"analytics-compare:{version_a}:{version_b}",
+        filters,
+        mark,
+        lambda: COMPARISON.view(context),
     )
+    side_a, side_b = tables.version_key(version_a), tables.version_key(version_b)
+    label_a, label_b = (_side_label(side, names) for side in (side_a, side_b))
+    methods = sorted({str(row[7]) for row in page.rows if row[7]})
+    return html.Div(
+        [
+            create_data_table(
+                f"{PAGE}-compare-table",
+                page.columns,
+                rows=tables.records(page),
+                export_href=_comparison_href(state, version_a, version_b),
+                title=f"{label_b} minus {label_a} (95 % interval)",
+            ),
+            html.Div(
+                [
+                    html.Span("How the intervals are made: ", className="fw-semibold"),
+                    html.Span(
+                        f"a, b and the delta are exact over every matching call; bootstrap "
+                        f"intervals resample a sample of at most {COMPARE_SAMPLE_ROWS:,} rows "
+                        f"per side ({BOOTSTRAP_SAMPLES:,} resamples). "
+                    ),
+                    html.Ul([html.Li(m) for m in methods], className="mb-0"),
+                ],
+                id=f"{PAGE}-compare-method",
+                className="small text-body-secondary",
+            ),
+        ]
+    )
+
+
+def _side_label(side: VersionKey, names: PromptNames) -> str:
+    """Name one compared side: "prompt · version", or the version of any prompt."""
+    if side.prompt_id is None:
+        return side.prompt_version
+    return f"{prompt_label(GroupKey(prompt_id=side.prompt_id), names)} · {side.prompt_version}"
 
 
 def _comparison_href(state: FilterState, version_a: str, version_b: str) -> str:
     query = state.query_string()
     extra = urlencode({"a": version_a, "b": version_b})
-    return f"/api/export/{PAGE}/comparison.csv{query}{'&' if query else '?'}{extra}"
+    return f"/api/export/{PAGE}/{COMPARISON.name}.csv{query}{'&' if query else '?'}{extra}"

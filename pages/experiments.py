@@ -15,6 +15,7 @@ from components.table import create_data_table
 from services import experiments
 from services.container import get_services
 from services.phoenix import PhoenixError
+from services.tables import phoenix_columns
 
 dash.register_page(
     __name__,
@@ -56,11 +57,11 @@ def layout(**query: str) -> html.Div:
             header,
             create_data_table(
                 f"{PAGE}-grid",
-                table.to_dict("records"),
-                experiments.EXPERIMENT_COLUMNS,
+                phoenix_columns(experiments.EXPERIMENT_COLUMNS),
+                rows=table.to_dict("records"),
                 export_href=f"/api/export/{PAGE}/experiments.csv",
                 title="Experiments",
-                row_id="id",
+                row_id="params.data.id",
             ),
             dbc.Row(
                 [
@@ -119,15 +120,15 @@ def compare(experiment_a: str | None, experiment_b: str | None) -> Any:
         [
             create_data_table(
                 f"{PAGE}-deltas",
-                result.deltas.round(4).to_dict("records"),
-                list(result.deltas.columns),
+                phoenix_columns(result.deltas.columns),
+                rows=result.deltas.round(4).to_dict("records"),
                 title="Mean score, B minus A",
                 export_href=f"/api/export/{PAGE}/experiment-deltas.csv?{pair}",
             ),
             create_data_table(
                 f"{PAGE}-examples",
-                result.examples.round(4).to_dict("records"),
-                list(result.examples.columns),
+                phoenix_columns(result.examples.columns),
+                rows=result.examples.round(4).to_dict("records"),
                 title="Per example",
                 export_href=f"/api/export/{PAGE}/experiment-examples.csv?{pair}",
             ),

@@ -15,10 +15,13 @@ from components.phoenix_pane import create_phoenix_pane
 from components.phoenix_status import create_phoenix_status
 from components.table import create_export_link
 from components.top_prompts import create_top_prompts
-from services import analytics
+from services import analytics, prompt_filters
+from services.analytics import fact_store
 from services.container import get_services
 from services.live import live_state, poll_watermark
 from services.status import phoenix_status
+from store import analytics as store_analytics
+from store.analytics import Filters
 
 dash.register_page(
     __name__, path="/", name="Home", title="Home · Prompt Analytics", order=0, icon="bi-house"
@@ -52,22 +55,22 @@ def layout(**query: str) -> html.Div:
 
 
 def home_data() -> dict[str, Any]:
-    """Compute both windows and the top prompts, cached per watermark and minute."""
+    """Compute both windows and the top prompts in the store, cached per watermark and minute."""
     services = get_services()
+    store = fact_store()
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     with services.sessions() as db:
         mark = analytics.watermark(db)
+        names = prompt_filters.prompt_names(db)
 
-        def compute() -> dict[str, Any]:
-            week = analytics.Filters(start=now - WINDOWS["7d"])
-            return {
-                "stats": {k: analytics.period_stats(db, w, now) for k, w in WINDOWS.items()},
-                "top": analytics.top_prompts(
-                    analytics.load_spans(db, week), analytics.load_annotations(db, week)
-                ),
-            }
+    def compute() -> dict[str, Any]:
+        week = Filters(start=now - WINDOWS["7d"], end=now)
+        return {
+            "stats": {k: store_analytics.period_stats(store, w, now) for k, w in WINDOWS.items()},
+            "top": store_analytics.top_prompts(store, week, dict(names.by_id)),
+        }
 
-        return analytics.cached("home", analytics.Filters(end=now), mark, compute)
+    return analytics.cached("home", Filters(end=now), mark, compute)
 
 
 @callback(

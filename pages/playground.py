@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,11 +15,14 @@ from components.kpis import create_kpi_cards
 from components.phoenix_pane import create_phoenix_pane, phoenix_href
 from components.phoenix_status import phoenix_error_text
 from components.table import create_data_table
-from pages._shared import register_live_callback
-from services import analytics, prompts
+from pages._shared import register_live_callback, register_paged_grid
+from services import analytics, prompt_filters, prompts, tables
+from services.analytics import fact_store
 from services.container import get_services
+from services.filters import FilterState
 from services.live import live_state
 from services.phoenix import PhoenixError
+from store import analytics as store_analytics
 
 dash.register_page(
     __name__,
@@ -32,7 +34,8 @@ dash.register_page(
     needs_phoenix=True,
 )
 PAGE = "playground"
-RECENT = timedelta(hours=24)
+GRID = f"{PAGE}-grid"
+TRACES = tables.table("traces")
 
 
 def layout(**query: str) -> html.Div:
@@ -95,6 +98,7 @@ def layout(**query: str) -> html.Div:
 
 
 register_live_callback(PAGE)
+register_paged_grid(GRID, TRACES.name)
 
 
 def _find(prompt_name: str | None) -> dict[str, Any] | None:
@@ -206,7 +210,7 @@ def show_version(version_id: str | None, prompt_name: str | None) -> tuple[Any, 
     Input(f"{PAGE}-version", "value"),
     State(f"{PAGE}-prompt", "value"),
 )
-def metrics(_mark: int | None, version_id: str | None, prompt_name: str | None) -> Any:
+def metrics(mark: int | None, version_id: str | None, prompt_name: str | None) -> Any:
     """Show the version's metrics and its recent traces, redrawn when new data arrives."""
     services = get_services()
     with services.sessions() as db:
@@ -220,28 +224,26 @@ def metrics(_mark: int | None, version_id: str | None, prompt_name: str | None) 
             return dbc.Alert(
                 "No traffic for this version has synced yet.", color="info", id=f"{PAGE}-empty"
             )
-        filters = analytics.Filters(
-            prompt=detail.prompt_name, versions=(detail.label,), start=datetime.now(UTC) - RECENT
-        )
-        spans = analytics.load_spans(db, filters)
-        annotations = analytics.load_annotations(db, filters)
-    recent = analytics.traces(spans).head(50)
-    query = "?" + urlencode(
-        [("prompt", detail.prompt_name), ("versions", detail.label), ("range", "24h")]
+        state = FilterState(prompt=detail.prompt_name, versions=(detail.label,), range="24h")
+        filters = prompt_filters.resolve(db, state)
+        sync_mark = analytics.watermark(db)
+    store = fact_store()
+    kpis = analytics.cached(
+        f"{PAGE}-kpis", filters, sync_mark, lambda: store_analytics.kpis(store, filters)
     )
+    query = state.query_string()
     return html.Div(
         [
             html.H3("Last 24 hours", className="h6 text-body-secondary"),
-            create_kpi_cards(PAGE, analytics.kpis(spans, annotations)),
+            create_kpi_cards(PAGE, kpis),
             create_data_table(
-                f"{PAGE}-grid",
-                recent.assign(start_time=recent["start_time"].astype(str))
-                .round(1)
-                .to_dict("records"),
-                analytics.TRACE_COLUMNS,
-                export_href=f"/api/export/{PAGE}/traces.csv{query}",
+                GRID,
+                TRACES.columns,
+                export_href=f"/api/export/{PAGE}/{TRACES.name}.csv{query}",
                 title="Recent traces",
-                row_id="trace_id",
+                query=query,
+                mark=mark,
+                row_id=TRACES.row_id,
             ),
         ]
     )

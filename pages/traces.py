@@ -6,17 +6,20 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, callback, dcc, html
+from dash import Input, Output, callback, html
 
 from components.charts import create_chart_slot, create_histogram, create_series_figure
 from components.filter_bar import create_empty_notice, create_filtered_page_top
 from components.phoenix_pane import create_phoenix_pane
 from components.table import create_data_table
-from pages._shared import register_filter_callbacks, state_from_search
-from services import analytics
+from pages._shared import register_filter_callbacks, register_paged_grid, state_from_search
+from services import analytics, prompt_filters, tables
+from services.analytics import fact_store
 from services.container import get_services
-from services.filters import parse_query
+from services.filters import FilterState, parse_query
 from services.live import live_state
+from store import analytics as store_analytics
+from store import views
 
 dash.register_page(
     __name__,
@@ -27,7 +30,8 @@ dash.register_page(
     icon="bi-list-nested",
 )
 PAGE = "traces"
-ROW_LIMIT = 2000  # on screen; the CSV export always holds every matching trace
+GRID = f"{PAGE}-grid"
+TABLE = tables.table("traces")
 
 
 def layout(**query: str) -> html.Div:
@@ -35,7 +39,7 @@ def layout(**query: str) -> html.Div:
     state, problems = parse_query(query)
     services = get_services()
     with services.sessions() as db:
-        options = analytics.filter_options(db, state.prompt)
+        options = prompt_filters.filter_options(db, fact_store(), state.prompt)
     return html.Div(
         [
             *create_filtered_page_top(
@@ -56,7 +60,20 @@ def layout(**query: str) -> html.Div:
             ),
             dbc.Row(
                 [
-                    dbc.Col(dcc.Loading(html.Div(id=f"{PAGE}-table")), id=f"{PAGE}-table-col"),
+                    dbc.Col(
+                        html.Div(
+                            create_data_table(
+                                GRID,
+                                TABLE.columns,
+                                export_href=_export_href(state),
+                                title="…",
+                                query=state.query_string(),
+                                row_id=TABLE.row_id,
+                            ),
+                            id=f"{PAGE}-table",
+                        ),
+                        id=f"{PAGE}-table-col",
+                    ),
                     dbc.Col(html.Div(id=f"{PAGE}-pane"), lg=6, id=f"{PAGE}-pane-col"),
                 ],
                 className="g-3",
@@ -65,42 +82,55 @@ def layout(**query: str) -> html.Div:
     )
 
 
+def _export_href(state: FilterState) -> str:
+    return f"/api/export/{PAGE}/{TABLE.name}.csv{state.query_string()}"
+
+
 register_filter_callbacks(PAGE)
+register_paged_grid(GRID, TABLE.name)
 
 
 @callback(
     Output(f"{PAGE}-latency", "figure"),
     Output(f"{PAGE}-volume", "figure"),
-    Output(f"{PAGE}-table", "children"),
+    Output(f"{GRID}-title", "children"),
+    Output(f"{GRID}-query", "data"),
+    Output(f"{GRID}-export", "href"),
     Output(f"{PAGE}-message", "children"),
     Input(f"{PAGE}-watermark", "data"),
     Input(f"{PAGE}-state", "data"),
 )
-def redraw(_mark: int | None, search: str | None) -> tuple[Any, ...]:
-    """Draw the histogram, the volume series and the table for the current filters."""
+def redraw(mark: int | None, search: str | None) -> tuple[Any, ...]:
+    """Draw the histogram, the volume series and the table's count; the grid pages itself."""
     state = state_from_search(search)
-    filters = state.to_filters()
+    store = fact_store()
     with get_services().sessions() as db:
-        message = analytics.unknown_filter_message(db, filters)
-        spans = analytics.load_spans(db, filters)
-    rows = analytics.traces(spans)
-    volume = analytics.time_series(spans, start=filters.start, end=filters.end)
-    notice = create_empty_notice(PAGE, message, spans.empty, "traces")
-    shown = rows.head(ROW_LIMIT).assign(start_time=rows["start_time"].astype(str))
-    table = create_data_table(
-        f"{PAGE}-grid",
-        shown.round(1).to_dict("records"),
-        analytics.TRACE_COLUMNS,
-        export_href=f"/api/export/{PAGE}/traces.csv{state.query_string()}",
-        row_id="trace_id",
-        title=f"{len(rows):,} traces"
-        + (f" (newest {ROW_LIMIT:,} shown)" if len(rows) > ROW_LIMIT else ""),
-    )
+        filters = prompt_filters.resolve(db, state)
+        message = prompt_filters.unknown_filter_message(db, store, state)
+        sync_mark = analytics.watermark(db)
+
+    def draw() -> tuple[Any, ...]:
+        total = store_analytics.traces_page(store, filters, limit=1).total
+        volume = store_analytics.time_series(store, filters)
+        points = [("LLM calls", p.bucket, float(p.metrics.count)) for p in volume.points]
+        return (
+            create_histogram(
+                views.latency_histogram(store, filters), "LLM call latency", "latency (ms)"
+            ),
+            create_series_figure(points, "Volume", "LLM calls"),
+            total,
+        )
+
+    latency, volume, total = analytics.cached(f"{PAGE}-page", filters, sync_mark, draw)
+    query = state.query_string()
     return (
-        create_histogram(spans["latency_ms"], "LLM call latency", "latency (ms)"),
-        create_series_figure(volume, "count", "Volume", "LLM calls"),
-        table,
-        notice,
+        latency,
+        volume,
+        f"{total:,} traces",
+        # The mark too: new data must refill the grid even when the filters stayed.
+        {"query": query, "mark": mark},
+        _export_href(state),
+        create_empty_notice(PAGE, message, total == 0, "traces"),
     )
 
 

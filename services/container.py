@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.phoenix import PhoenixClient
 from services.sync import PromptSync
 from settings import Settings
+from store.facts import FactStore
 
 EXTENSION_KEY = "dashboard"
 
@@ -25,6 +26,8 @@ class Services:
     # None when PHOENIX_ENABLED is off, so no code path can reach Phoenix by accident.
     phoenix: PhoenixClient | None
     sync: PromptSync | None
+    # The facts (spans, annotations), always open: pages read them with Phoenix on or off.
+    store: FactStore
 
     def init_app(self, server: Flask) -> None:
         """Attach these services to a Flask app."""

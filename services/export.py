@@ -1,9 +1,16 @@
-"""CSV export of whole filtered tables, streamed, with cells escaped against formula injection."""
+"""CSV export of whole filtered tables, streamed, with cells escaped against formula injection.
+
+Fact tables come from the registry (services/tables.py), so a CSV has the columns its page's
+grid has, and stream from the facts store batch by batch: the web process never holds more
+than a batch of rows however large the export.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -11,13 +18,13 @@ from typing import Any
 
 import pandas as pd
 from flask import Blueprint, Response, jsonify, request, stream_with_context
-from sqlalchemy.orm import Session
 
-from services import analytics, experiments
-from services.analytics import Filters
+from services import experiments, prompt_filters, tables
+from services.analytics import fact_store
 from services.container import get_services
-from services.filters import parse_query
+from services.filters import FilterState, parse_query
 from services.phoenix import PhoenixClient, PhoenixError
+from store.transport import StoreError
 
 # Spreadsheets run cells that start with these as formulas (OWASP "CSV injection").
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -29,7 +36,7 @@ bp = Blueprint("export", __name__)
 
 def escape_cell(value: Any) -> Any:
     """Render times as ISO 8601 and defuse text that a spreadsheet would run as a formula."""
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
@@ -56,57 +63,12 @@ def csv_chunks(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterato
     yield buffer.getvalue()
 
 
-def llm_call_rows(db: Session, filters: Filters) -> Rows:
-    """Every filtered LLM call, read from the database in batches."""
-    result = db.execute(analytics.span_query(filters).execution_options(yield_per=FLUSH_ROWS))
-    return list(analytics.SPAN_COLUMNS), (tuple(row) for row in result)
-
-
-def trace_rows(db: Session, filters: Filters) -> Rows:
-    """Every filtered trace, one row each."""
-    frame = analytics.traces(analytics.load_spans(db, filters))
-    return list(frame.columns), frame.itertuples(index=False, name=None)
-
-
-def evaluation_rows(db: Session, filters: Filters) -> Rows:
-    """Every evaluation of the filtered LLM calls."""
-    frame = analytics.load_annotations(db, filters)[analytics.EVALUATION_COLUMNS]
-    return list(frame.columns), frame.itertuples(index=False, name=None)
-
-
-def version_rows(db: Session, filters: Filters) -> Rows:
-    """The per-version summary of the filtered calls."""
-    frame = analytics.breakdown(
-        analytics.load_spans(db, filters),
-        analytics.load_annotations(db, filters),
-        "prompt_version",
+def table_rows(entry: tables.Table, context: tables.Context) -> Rows:
+    """Stream a registry table as its columns' ids and each row's CSV values."""
+    columns, rows = entry.export(context)
+    return [c.id for c in columns], (
+        [tables.csv_value(v, c) for v, c in zip(row, columns, strict=True)] for row in rows
     )
-    return list(frame.columns), frame.itertuples(index=False, name=None)
-
-
-def top_prompt_rows(db: Session, filters: Filters) -> Rows:
-    """Every prompt with traffic in the window, busiest first."""
-    frame = analytics.top_prompts(
-        analytics.load_spans(db, filters), analytics.load_annotations(db, filters), limit=None
-    )
-    return list(frame.columns), frame.itertuples(index=False, name=None)
-
-
-def comparison_rows(db: Session, filters: Filters) -> Rows:
-    """Version B minus version A per metric, for the versions named by `a` and `b`."""
-    version_a, version_b = request.args.get("a", ""), request.args.get("b", "")
-    if not version_a or not version_b:
-        raise ExportError("A comparison export needs the versions a=… and b=….")
-    deltas = analytics.compare_versions(
-        analytics.load_spans(db, filters),
-        analytics.load_annotations(db, filters),
-        version_a,
-        version_b,
-        seed=0,
-    )
-    columns = ["metric", "a", "b", "delta", "ci_low", "ci_high", "significant"]
-    rows = [(d.metric, d.a, d.b, d.delta, d.ci_low, d.ci_high, d.significant) for d in deltas]
-    return columns, rows
 
 
 def _phoenix() -> PhoenixClient:
@@ -123,19 +85,19 @@ def _pair() -> tuple[str, str]:
     return experiment_a, experiment_b
 
 
-def experiment_rows(_db: Session, _filters: Filters) -> Rows:
+def experiment_rows() -> Rows:
     """Every experiment of every dataset."""
     frame = experiments.experiments_table(_phoenix())[experiments.EXPERIMENT_COLUMNS]
     return list(frame.columns), frame.itertuples(index=False, name=None)
 
 
-def experiment_delta_rows(_db: Session, _filters: Filters) -> Rows:
+def experiment_delta_rows() -> Rows:
     """Mean score per evaluator, B minus A, for two listed experiments."""
     frame = experiments.compare(_phoenix(), *_pair()).deltas
     return list(frame.columns), frame.itertuples(index=False, name=None)
 
 
-def experiment_example_rows(_db: Session, _filters: Filters) -> Rows:
+def experiment_example_rows() -> Rows:
     """Each example's inputs, outputs and scores in two listed experiments."""
     frame = experiments.compare(_phoenix(), *_pair()).examples
     return list(frame.columns), frame.itertuples(index=False, name=None)
@@ -145,23 +107,36 @@ class ExportError(ValueError):
     """The export request is incomplete; the message says what is missing."""
 
 
-EXPORTS: dict[str, Callable[[Session, Filters], Rows]] = {
-    "llm-calls": llm_call_rows,
-    "traces": trace_rows,
-    "evaluations": evaluation_rows,
-    "versions": version_rows,
-    "top-prompts": top_prompt_rows,
-    "comparison": comparison_rows,
+# Experiments come from Phoenix, not the facts store: small tables shaped by experiments.py.
+PHOENIX_EXPORTS: dict[str, Callable[[], Rows]] = {
     "experiments": experiment_rows,
     "experiment-deltas": experiment_delta_rows,
     "experiment-examples": experiment_example_rows,
 }
+EXPORTS: tuple[str, ...] = (*tables.TABLES, *PHOENIX_EXPORTS)
 
 
 def _error(status: int, message: str) -> Response:
     response = jsonify(error="bad_export_request", message=message)
     response.status_code = status
     return response
+
+
+def _rows(kind: str, state: FilterState) -> Rows:
+    """Start the export of one table: its header now, its rows as they stream."""
+    if kind in PHOENIX_EXPORTS:
+        return PHOENIX_EXPORTS[kind]()
+    entry = tables.table(kind)
+    with get_services().sessions() as db:
+        filters = prompt_filters.resolve(db, state)
+        names = prompt_filters.prompt_names(db)
+    args = {k: request.args.get(k, "") for k in ("a", "b")}
+    context = tables.Context(fact_store(), filters, names, args)
+    columns, rows = table_rows(entry, context)
+    # Ask for the first row now, so a bad request is an error response, not a broken download.
+    iterator = iter(rows)
+    first = list(itertools.islice(iterator, 1))
+    return columns, itertools.chain(first, iterator)
 
 
 @bp.get("/api/export/<page>/<kind>.csv")
@@ -174,28 +149,20 @@ def export_csv(page: str, kind: str) -> Response:
     state, problems = parse_query(request.args.to_dict(flat=True))
     if problems:
         return _error(400, " ".join(problems))
-    filters = state.to_filters()
-    sessions = get_services().sessions
-    db = sessions()
     try:
-        columns, rows = EXPORTS[kind](db, filters)
-    except ExportError as exc:
-        db.close()
+        columns, rows = _rows(kind, state)
+    except (ExportError, tables.TableError, StoreError) as exc:
         return _error(400, str(exc))
     except experiments.UnknownExperiment as exc:
         # Refused before Phoenix is asked for it: an id it did not list may climb its paths.
-        db.close()
         return _error(404, str(exc))
     except PhoenixError as exc:
-        db.close()
         return _error(502, f"Phoenix: {exc}")
 
     def generate() -> Iterator[bytes]:
-        try:
-            for chunk in csv_chunks(columns, rows):
-                yield chunk.encode("utf-8")
-        finally:
-            db.close()
+        # Closing the generator (a client that went away) closes the engine's stream too.
+        for chunk in csv_chunks(columns, rows):
+            yield chunk.encode("utf-8")
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%MZ")
     name = "_".join(part for part in (page, kind, state.label(), stamp) if part)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-from services.analytics import Filters
+from store.analytics import Filters, PromptSet
 
 RANGES: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -20,6 +20,9 @@ DEFAULT_RANGE = "7d"
 STATUSES = ("OK", "ERROR")
 MAX_VALUE_LENGTH = 200
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# What the facts store's DateTime64 holds; a bound outside it asks for the same rows clamped.
+STORE_FIRST = datetime(1900, 1, 1, tzinfo=UTC)
+STORE_LAST = datetime(2299, 12, 31, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,11 @@ class FilterState:
     start: datetime | None = None
     end: datetime | None = None
 
-    def to_filters(self, now: datetime | None = None) -> Filters:
-        """Resolve the time range against `now` (rounded to the minute, to share caches)."""
+    def to_filters(self, prompts: PromptSet | None, now: datetime | None = None) -> Filters:
+        """Resolve the time range against `now` (rounded to the minute, to share caches).
+
+        `prompts` is what services.prompt_filters resolved the prompt name to (None: any).
+        """
         moment = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
         if self.range == "custom":
             start, end = self.start, self.end
@@ -44,12 +50,12 @@ class FilterState:
             start, end = moment - RANGES[self.range], None
         return Filters(
             project=self.project,
-            prompt=self.prompt,
+            prompts=prompts,
             versions=self.versions,
             model=self.model,
             status=self.status,
-            start=start,
-            end=end,
+            start=_clamped(start),
+            end=_clamped(end),
         )
 
     def query_string(self) -> str:
@@ -84,6 +90,13 @@ class FilterState:
             self.range,
         ]
         return "_".join(p for p in parts if p)
+
+
+def _clamped(moment: datetime | None) -> datetime | None:
+    """Keep a bound inside the store's time range, in UTC; the rows it selects are the same."""
+    if moment is None:
+        return None
+    return min(max(moment.astimezone(UTC), STORE_FIRST), STORE_LAST)
 
 
 def _text(value: object) -> str | None:

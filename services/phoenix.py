@@ -425,6 +425,19 @@ class PhoenixClient:
             params.append(("limit", "10000"))
             yield from self.paginate(path, params)
 
+    def trace_annotations(
+        self, project: str, trace_ids: Iterable[str], *, chunk: int = ANNOTATION_CHUNK
+    ) -> Iterator[JSON]:
+        """Yield the annotations of the given traces, asking for at most `chunk` ids at a time."""
+        if not 0 < chunk <= 1000:
+            raise ValueError("Phoenix accepts 1 to 1000 trace ids per request")
+        path = f"/v1/projects/{segment(project)}/trace_annotations"
+        ids = list(dict.fromkeys(trace_ids))
+        for start in range(0, len(ids), chunk):
+            params = [("trace_ids", trace_id) for trace_id in ids[start : start + chunk]]
+            params.append(("limit", "10000"))
+            yield from self.paginate(path, params)
+
     def datasets(self) -> list[JSON]:
         """List the datasets."""
         return list(self.paginate("/v1/datasets", {"limit": 100}))

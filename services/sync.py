@@ -11,14 +11,21 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import Prompt, SpanFact, SyncState, SyncStatus, utcnow
-from services.fact_writer import KEYS_PER_STATEMENT, FactWriter, SqlFactWriter, upsert
+from db.models import Prompt, SyncState, SyncStatus, utcnow
+from services.fact_writer import (
+    KEYS_PER_STATEMENT,
+    AnnotationBatch,
+    FactWriter,
+    SpanRef,
+    StoreFactWriter,
+    trace_annotation_facts,
+    upsert,
+)
 from services.phoenix import (
     ANNOTATION_CHUNK,
     JSON,
@@ -37,10 +44,10 @@ from services.span_facts import (
     registry_versions,
     span_facts,
 )
+from store.facts import FactStore
+from store.sync_queries import HeldSpan, recent_spans
 
 log = logging.getLogger(__name__)
-# Newest synced first, served by the synced_at index (which ends in the row id, in SQLite too).
-NEWEST_SYNCED = (SpanFact.synced_at.desc(), SpanFact.id.desc())
 PROCESS_NAME = f"{socket.gethostname()}:{os.getpid()}"
 # Annotations arrive after their spans: re-read them for spans synced this recently.
 ANNOTATION_REFRESH = timedelta(hours=24)
@@ -68,10 +75,16 @@ class PromptRowMissing(RuntimeError):
     """A prompt row was neither found nor created: something deleted it meanwhile."""
 
 
+def sync_status(db: Session) -> SyncStatus:
+    """Return the one status row, creating it if missing (two replicas may race to)."""
+    upsert(db, SyncStatus.__table__, [{"id": 1, "watermark": 0}], key=["id"])
+    return db.get_one(SyncStatus, 1)
+
+
 def record_failure(sessions: sessionmaker[Session], error: Exception) -> None:
     """Store why the sync failed and when, for the pages' stale warning."""
     with sessions.begin() as db:
-        status = db.get(SyncStatus, 1) or SyncStatus(id=1, watermark=0)
+        status = sync_status(db)
         status.last_error = str(error)[:1000]
         status.last_error_at = utcnow()
         db.add(status)
@@ -208,21 +221,36 @@ class PromptCatalog:
             )
 
 
+def _span_ref(held: HeldSpan) -> SpanRef:
+    """Turn a span read back from the store into what its annotations copy."""
+    return SpanRef(
+        held.span_id,
+        held.trace_id,
+        held.project,
+        held.start_time,
+        uuid.UUID(held.prompt_id) if held.prompt_id else None,
+        held.template_hash,
+        held.prompt_version,
+        held.model,
+        held.status,
+    )
+
+
 class PendingAnnotations:
-    """Spans whose annotations are still to read, by project, with the prompt of each span."""
+    """Spans whose annotations are still to read, by project, with what each span's copy."""
 
     def __init__(self) -> None:
-        self.by_project: dict[str, dict[str, uuid.UUID | None]] = {}
+        self.by_project: dict[str, dict[str, SpanRef]] = {}
         self.count = 0
 
-    def add(self, project: str, span_id: str, prompt_id: uuid.UUID | None) -> None:
+    def add(self, span: SpanRef) -> None:
         """Queue one span (again: a span queued twice is read once)."""
-        spans = self.by_project.setdefault(project, {})
-        if span_id not in spans:
+        spans = self.by_project.setdefault(span.project, {})
+        if span.span_id not in spans:
             self.count += 1
-        spans[span_id] = prompt_id
+        spans[span.span_id] = span
 
-    def take(self) -> dict[str, dict[str, uuid.UUID | None]]:
+    def take(self) -> dict[str, dict[str, SpanRef]]:
         """Return what is queued and start empty."""
         taken, self.by_project, self.count = self.by_project, {}, 0
         return taken
@@ -235,18 +263,20 @@ class PromptSync:
         self,
         phoenix: PhoenixClient,
         sessions: sessionmaker[Session],
+        store: FactStore,
         page_size: int = PAGE_LIMIT,
         writer: FactWriter | None = None,
     ) -> None:
         self.phoenix = phoenix
         self.sessions = sessions
+        self.store = store
         self.page_size = page_size
         # Every fact goes through this one writer; cursors, prompts and status stay in SQL.
-        self.writer: FactWriter = writer or SqlFactWriter(sessions)
+        self.writer: FactWriter = writer or StoreFactWriter(store, sessions)
         self.prompts = PromptCatalog(sessions)
         self._registry_read_at = float("-inf")
-        # Where the last slice of older spans ended, newest first: (synced_at, id).
-        self._slice_after: tuple[datetime, int] | None = None
+        # Where the last slice of older spans ended, newest first: (synced_at, span id).
+        self._slice_after: tuple[datetime, str] | None = None
         self._slice_read_at = float("-inf")
         self._horizon_read_at: dict[str, float] = {}
 
@@ -295,7 +325,7 @@ class PromptSync:
             # A failed tick does not wait for a request whose answer it will not use.
             fetcher.shutdown(wait=False, cancel_futures=True)
         with self.sessions.begin() as db:
-            status = db.get(SyncStatus, 1) or SyncStatus(id=1, watermark=0)
+            status = sync_status(db)
             if result.changed:
                 status.watermark = (status.watermark or 0) + 1
             status.last_success_at = utcnow()
@@ -313,7 +343,7 @@ class PromptSync:
         """Tell pages that a failed tick still wrote data."""
         try:
             with self.sessions.begin() as db:
-                status = db.get(SyncStatus, 1) or SyncStatus(id=1, watermark=0)
+                status = sync_status(db)
                 status.watermark = (status.watermark or 0) + 1
                 db.add(status)
         except SQLAlchemyError as exc:
@@ -355,7 +385,7 @@ class PromptSync:
                 result.spans_read += len(spans)
                 result.llm_spans += len(facts)
                 for fact in facts:
-                    pending.add(name, fact.span_id, fact.prompt_id)
+                    pending.add(SpanRef.of(fact))
                 if pending.count >= ANNOTATION_BATCH_SPANS:
                     self._read_annotations(pending.take(), result, fetcher)
             if upcoming is None:
@@ -395,7 +425,15 @@ class PromptSync:
     def _save_cursor(self, project: str, cursor: str, spans_read: int) -> None:
         """Record how far a project is read."""
         with self.sessions.begin() as db:
-            state = db.get(SyncState, project) or SyncState(project=project, spans_read=0)
+            # Created by an upsert: another replica may create the project's row meanwhile (its
+            # cursor and ours may then leap-frog; a page read twice collapses in the store).
+            upsert(
+                db,
+                SyncState.__table__,
+                [{"project": project, "spans_read": 0, "updated_at": utcnow()}],
+                key=["project"],
+            )
+            state = db.get_one(SyncState, project)
             state.cursor = cursor
             state.spans_read = (state.spans_read or 0) + spans_read
             state.updated_at = utcnow()
@@ -410,25 +448,14 @@ class PromptSync:
     ) -> None:
         """Read the annotations of this tick's spans and re-read those of recent ones."""
         now = utcnow()
-        columns = (SpanFact.project, SpanFact.phoenix_span_id, SpanFact.prompt_id)
         # A slice Phoenix failed to answer is taken again next tick, not skipped for a round.
         slice_before = (self._slice_after, self._slice_read_at)
-        with self.sessions() as db:
-            hot = db.execute(
-                select(*columns)
-                # Spans this tick wrote are pending already; hot are those of the ticks before.
-                .where(
-                    SpanFact.synced_at >= now - ANNOTATION_HOT, SpanFact.synced_at < tick_started
-                )
-                # By the indexed column first: ordered by id alone, SQLite walks every span
-                # (15 ms at 50k) to find that none is hot; this way it reads only the hot ones.
-                .order_by(*NEWEST_SYNCED)
-                .limit(ANNOTATION_HOT_MAX_SPANS)
-            ).all()
-            due = time.monotonic() - self._slice_read_at >= ANNOTATION_SLICE_INTERVAL_S
-            warm = self._next_slice(db, columns, now) if due else []
-        for project, span_id, prompt_id in [*hot, *warm]:
-            pending.add(project, span_id, prompt_id)
+        # Spans this tick wrote are pending already; hot are those of the ticks before.
+        hot = recent_spans(self.store, now - ANNOTATION_HOT, tick_started, ANNOTATION_HOT_MAX_SPANS)
+        due = time.monotonic() - self._slice_read_at >= ANNOTATION_SLICE_INTERVAL_S
+        warm = self._next_slice(now) if due else []
+        for span in [*hot, *warm]:
+            pending.add(_span_ref(span))
         try:
             self._read_annotations(pending.take(), result, fetcher)
         except Exception:
@@ -437,11 +464,11 @@ class PromptSync:
 
     def _read_annotations(
         self,
-        by_project: Mapping[str, Mapping[str, uuid.UUID | None]],
+        by_project: Mapping[str, Mapping[str, SpanRef]],
         result: TickResult,
         fetcher: ThreadPoolExecutor,
     ) -> None:
-        """Read the annotations of these spans from Phoenix and write them, a request at a time."""
+        """Read the annotations of these spans and their traces, and write them, a chunk a time."""
         chunks: list[tuple[str, list[str]]] = []
         for project, spans in by_project.items():
             ids = list(spans)
@@ -449,50 +476,58 @@ class PromptSync:
                 (project, ids[start : start + ANNOTATION_CHUNK])
                 for start in range(0, len(ids), ANNOTATION_CHUNK)
             ]
-        now = utcnow()
-        upcoming: Future[list[JSON]] | None = None
+        upcoming: Future[AnnotationBatch] | None = None
         for index, (project, span_ids) in enumerate(chunks):
-            annotations = (
-                upcoming.result() if upcoming else self._fetch_annotations(project, span_ids)
-            )
+            spans = {span_id: by_project[project][span_id] for span_id in span_ids}
+            batch = upcoming.result() if upcoming else self._fetch_annotations(project, spans)
             # The next request's answer is on its way while this one's is written.
-            upcoming = (
-                fetcher.submit(self._fetch_annotations, *chunks[index + 1])
-                if index + 1 < len(chunks)
-                else None
-            )
-            prompts_by_span = by_project[project]
-            facts = [
-                annotation_facts(project, a, prompts_by_span.get(a["span_id"]), now)
-                for a in annotations
-            ]
+            if index + 1 < len(chunks):
+                following, ids = chunks[index + 1]
+                upcoming = fetcher.submit(
+                    self._fetch_annotations,
+                    following,
+                    {span_id: by_project[following][span_id] for span_id in ids},
+                )
+            else:
+                upcoming = None
             # Counted per write, so a later request's failure still reports these.
-            result.annotations += self.writer.write_annotations(facts)
+            result.annotations += self.writer.write_annotations(batch)
 
-    def _fetch_annotations(self, project: str, span_ids: Sequence[str]) -> list[JSON]:
-        """Fetch the annotations of up to one request's worth of spans."""
-        return list(self.phoenix.span_annotations(project, span_ids))
+    def _fetch_annotations(self, project: str, spans: Mapping[str, SpanRef]) -> AnnotationBatch:
+        """Fetch every annotation of up to one request's worth of spans, and of their traces."""
+        read_at = utcnow()
+        annotations = list(self.phoenix.span_annotations(project, list(spans)))
+        traces = sorted({span.trace_id for span in spans.values()})
+        trace_annotations = list(self.phoenix.trace_annotations(project, traces))
+        return AnnotationBatch(
+            project=project,
+            read_at=read_at,
+            spans=spans,
+            span_annotations=[
+                annotation_facts(project, a, spans[a["span_id"]].prompt_id, read_at)
+                for a in annotations
+                if a.get("span_id") in spans
+            ],
+            trace_annotations=[
+                trace_annotation_facts(project, a, read_at) for a in trace_annotations
+            ],
+        )
 
-    def _next_slice(self, db: Session, columns: tuple[Any, ...], now: datetime) -> list[Any]:
+    def _next_slice(self, now: datetime) -> list[HeldSpan]:
         """Take the next slice of the day's older spans; after the oldest, start over."""
         # A keyset, not an offset: spans ageing out of the hot window enter at the top, which
         # would push an offset back onto rows already read, and an offset rescans what it skips.
-        older = [
-            SpanFact.synced_at >= now - ANNOTATION_REFRESH,
-            SpanFact.synced_at < now - ANNOTATION_HOT,
-        ]
-        if self._slice_after is not None:
-            older.append(tuple_(SpanFact.synced_at, SpanFact.id) < tuple_(*self._slice_after))
-        warm = db.execute(
-            select(*columns, SpanFact.synced_at, SpanFact.id)
-            .where(*older)
-            .order_by(*NEWEST_SYNCED)
-            .limit(ANNOTATION_SLICE_SPANS)
-        ).all()
+        warm = recent_spans(
+            self.store,
+            now - ANNOTATION_REFRESH,
+            now - ANNOTATION_HOT,
+            ANNOTATION_SLICE_SPANS,
+            after=self._slice_after,
+        )
         self._slice_read_at = time.monotonic()
         full = len(warm) == ANNOTATION_SLICE_SPANS
-        self._slice_after = (warm[-1].synced_at, warm[-1].id) if full else None
-        return [row[: len(columns)] for row in warm]
+        self._slice_after = (warm[-1].synced_at, warm[-1].span_id) if full else None
+        return warm
 
     def rebuild(self) -> TickResult:
         """Forget every link, fact and cursor, then read Phoenix again from the start."""

@@ -14,6 +14,7 @@ from services.cache import REDIS_SOCKET_TIMEOUT_S, RedisOutage, redis_label
 from services.phoenix import PhoenixError
 from services.sync import PromptSync, TickResult
 from settings import Settings
+from store.transport import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,11 @@ class SyncWorker:
                     delay,
                     str(exc.orig or exc).strip().splitlines()[0],
                 )
+            except StoreError as exc:
+                # A ClickHouse server restarting: as with the database, a page whose facts did
+                # not land keeps its cursor and is read again; its rewrite collapses on read.
+                delay = self._backoff(delay)
+                log.warning("sync failed on the facts store, retrying in %.0f s: %s", delay, exc)
             except Exception:  # keep the worker alive; the log has the traceback
                 log.exception("sync tick crashed")
                 delay = self._backoff(delay)

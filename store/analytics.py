@@ -887,6 +887,33 @@ TRACE_COLUMNS = (
 )
 
 
+def traces_sql(where: str) -> str:
+    """Return the SELECT of one row per trace, in TRACE_COLUMNS, of the spans `where` keeps."""
+    # Aggregates get new names: an alias equal to a column would change what WHERE reads.
+    return f"""
+        SELECT trace_id, trace_project AS project, first_prompt_id AS prompt_id,
+            first_prompt_version AS prompt_version, first_model AS model,
+            first_start AS start_time, calls AS llm_calls, latency_sum AS latency_ms,
+            tokens_sum AS total_tokens, tokens_unknown_sum AS tokens_unknown,
+            trace_status AS status
+        FROM (
+            SELECT trace_id,
+                any(project) AS trace_project,
+                argMin(prompt_id, start_time) AS first_prompt_id,
+                argMin(prompt_version, start_time) AS first_prompt_version,
+                argMin(model, start_time) AS first_model,
+                min(start_time) AS first_start,
+                count() AS calls,
+                sum(latency_ms) AS latency_sum,
+                sum(total_tokens) AS tokens_sum,
+                countIf(total_tokens IS NULL) AS tokens_unknown_sum,
+                if(countIf(status = 'ERROR') > 0, 'ERROR', 'OK') AS trace_status
+            FROM llm_spans FINAL WHERE {where}
+            GROUP BY trace_id
+        )
+    """  # noqa: S608
+
+
 @_releasing
 def traces_page(
     store: FactStore,
@@ -902,31 +929,9 @@ def traces_page(
     offset, limit = _page_bounds(offset, limit)
     where, params = _where(filters)
     order = _order(sort, descending, TRACE_SORTS, "trace_id")
-    # Aggregates get new names: an alias equal to a column would change what WHERE reads.
-    grouped = f"""
-        SELECT trace_id,
-            any(project) AS trace_project,
-            argMin(prompt_id, start_time) AS first_prompt_id,
-            argMin(prompt_version, start_time) AS first_prompt_version,
-            argMin(model, start_time) AS first_model,
-            min(start_time) AS first_start,
-            count() AS calls,
-            sum(latency_ms) AS latency_sum,
-            sum(total_tokens) AS tokens_sum,
-            countIf(total_tokens IS NULL) AS tokens_unknown_sum,
-            if(countIf(status = 'ERROR') > 0, 'ERROR', 'OK') AS trace_status
-        FROM llm_spans FINAL WHERE {where}
-        GROUP BY trace_id
-    """  # noqa: S608
-    renamed = """
-        trace_id, trace_project AS project, first_prompt_id AS prompt_id,
-        first_prompt_version AS prompt_version, first_model AS model,
-        first_start AS start_time, calls AS llm_calls, latency_sum AS latency_ms,
-        tokens_sum AS total_tokens, tokens_unknown_sum AS tokens_unknown, trace_status AS status
-    """
     # A very large window spills the per-trace table to disk rather than growing the process.
     settings = "SETTINGS max_bytes_before_external_group_by = 200000000"
-    paged = f"SELECT {renamed} FROM ({grouped}) ORDER BY {order} LIMIT {limit} OFFSET {offset}"  # noqa: S608
+    paged = f"{traces_sql(where)} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
     result = store.transport.query(f"{paged} {settings}", params)
     count = f"SELECT uniqExact(trace_id) FROM llm_spans WHERE {where} {settings}"  # noqa: S608
     total = store.transport.query(count, params)

@@ -13,9 +13,11 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from devtools.demo import DEMO_EMAIL, DEMO_PASSWORD
-from services import analytics
+from services import prompt_filters
 from services.container import get_services
 from services.filters import parse_query
+from store import analytics as store_analytics
+from store import views
 
 
 def login(dash_duo, next_path: str = "/") -> None:
@@ -62,13 +64,15 @@ def shown_count(dash_duo, page: str) -> int | None:
 
 
 def expected_count(app, page: str, query: dict[str, str]) -> int:
-    """Count what the page should show for a URL query, straight from the database."""
-    filters = parse_query(query)[0].to_filters()
-    with get_services(app.server).sessions() as db:
-        if page == "evaluations":
-            return len(analytics.load_annotations(db, filters))
-        spans = analytics.load_spans(db, filters)
-    return len(analytics.traces(spans)) if page == "traces" else len(spans)
+    """Count what the page should show for a URL query, straight from the facts store."""
+    services = get_services(app.server)
+    with services.sessions() as db:
+        filters = prompt_filters.resolve(db, parse_query(query)[0])
+    if page == "evaluations":
+        return views.evaluations_page(services.store, filters, limit=1).total
+    if page == "traces":
+        return store_analytics.traces_page(services.store, filters, limit=1).total
+    return store_analytics.kpis(services.store, filters).metrics.count
 
 
 def wait_count(dash_duo, page: str, expected: int) -> None:

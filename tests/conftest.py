@@ -1,4 +1,10 @@
-"""Shared fixtures: settings, app, client, auth, and the real Phoenix, PostgreSQL and Redis."""
+"""Shared fixtures: settings, app, client, auth, the store, and real Phoenix, PostgreSQL, Redis.
+
+The facts store: chdb opens one data directory per process, so the whole session shares one
+directory (`chdb_dir`) and each test gets a database of its own in it, dropped afterwards. Tests
+that serve the app from several processes use the ClickHouse HTTP server that `make test`
+starts (TEST_CLICKHOUSE_URL, `server_store_url`), again with a database per test.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -30,6 +37,8 @@ from devtools.signin import csrf_token
 from services import users
 from services.container import get_services
 from settings import Settings
+from store.facts import open_store
+from store.transport import ChdbTransport
 
 # The fault-injecting stand-in for Phoenix and its fixtures (tests/test_faults.py).
 from .faults import fault_server_for, faulty_phoenix  # noqa: F401
@@ -60,15 +69,61 @@ def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# chdb opens one data directory per process, and a test module that imports this fixture gets
+# its own copy of it (tests/test_store.py does): the directory and its engine live here, once.
+_ENGINE: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one chdb data directory of this test process, its engine kept open throughout."""
+    if "path" not in _ENGINE:
+        _ENGINE["path"] = tmp_path_factory.mktemp("clickhouse")
+        keeper = ChdbTransport(_ENGINE["path"], "default")  # no engine restart per test
+        # Shut the engine down with the session: left to interpreter exit, it complains.
+        request.addfinalizer(keeper.close)
+    path: Path = _ENGINE["path"]
+    return path
+
+
+def unique_database() -> str:
+    """Return a fresh store database name for one test."""
+    return f"t_{uuid.uuid4().hex}"
+
+
+def drop_store(url: str) -> None:
+    """Delete a test's store database, keeping the session's disk small."""
+    with open_store(url, migrate=False) as store:
+        store.drop()
+
+
 @pytest.fixture
-def settings(tmp_path: Path, migrated_sqlite_template: Path) -> Settings:
-    """Settings for one test: a fresh migrated SQLite file, no Phoenix, no Redis."""
+def store_db_url(chdb_dir: Path) -> Iterator[str]:
+    """A STORE_URL of the test's own database in the session's chdb directory."""
+    url = f"chdb://{chdb_dir}?database={unique_database()}"
+    yield url
+    drop_store(url)
+
+
+@pytest.fixture
+def server_store_url() -> Iterator[str]:
+    """A STORE_URL on the ClickHouse HTTP server, for apps served by several processes."""
+    base = require_service("TEST_CLICKHOUSE_URL", os.environ.get("TEST_CLICKHOUSE_URL"))
+    url = f"{base.rstrip('/')}/{unique_database()}"
+    yield url
+    drop_store(url)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, migrated_sqlite_template: Path, store_db_url: str) -> Settings:
+    """Settings for one test: a fresh migrated SQLite file and store, no Phoenix, no Redis."""
     db_path = tmp_path / "dashboard.db"
     shutil.copy(migrated_sqlite_template, db_path)
     return Settings.from_env(
         {
             "SECRET_KEY": TEST_SECRET,
             "DATABASE_URL": f"sqlite:///{db_path}",
+            "STORE_URL": store_db_url,
             "PHOENIX_ENABLED": "false",
             "SYNC_WORKER": "false",
             "LOG_LEVEL": "WARNING",
@@ -76,12 +131,19 @@ def settings(tmp_path: Path, migrated_sqlite_template: Path) -> Settings:
     ).with_overrides(testing=True)
 
 
+def close_app(server: Any) -> None:
+    """Release what an app holds: its database connections and its store."""
+    services = get_services(server)
+    services.engine.dispose()
+    services.store.close()
+
+
 @pytest.fixture
 def app(settings: Settings):
     """The Dash app built by the factory."""
     dash_app = create_app(settings)
     yield dash_app
-    get_services(dash_app.server).engine.dispose()
+    close_app(dash_app.server)
 
 
 @pytest.fixture

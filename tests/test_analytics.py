@@ -1,106 +1,50 @@
-"""Analytics: pandas aggregation on the synced facts, checked against Phoenix's own aggregates."""
+"""Analytics from the facts store: page-level results, and KPIs equal to Phoenix's own."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from app import create_app
 from devtools.demo_data import PROJECT_NAMES
-from services import analytics
-from services.analytics import Filters
+from services import analytics, prompt_filters
 from services.container import get_services
+from services.filters import FilterState
 from services.phoenix import PhoenixClient
+from store import analytics as store_analytics
+from store.analytics import Filters
+
+from .seed import seed
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def _spans(rows: Sequence[tuple[str, float, str, int]]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "span_id": f"s{i}",
-                "trace_id": f"t{i}",
-                "project": "p",
-                "prompt": "support",
-                "prompt_version": version,
-                "model": "gpt-4o",
-                "start_time": pd.Timestamp(T0 + timedelta(minutes=i)),
-                "latency_ms": latency,
-                "prompt_tokens": tokens // 2,
-                "completion_tokens": tokens - tokens // 2,
-                "total_tokens": tokens,
-                "status": status,
-                "cost": None,
-            }
-            for i, (version, latency, status, tokens) in enumerate(rows)
-        ],
-        columns=analytics.SPAN_COLUMNS,
-    )
+def test_kpis_of_seeded_facts_count_unknowns_apart(app) -> None:
+    seeded = seed(app, spans=40)
+    store = get_services(app.server).store
+    kpis = store_analytics.kpis(store, Filters()).metrics
+    assert kpis.count == seeded.spans == 40
+    assert kpis.errors == 10 and kpis.error_rate == 0.25
+    assert kpis.tokens_unknown == kpis.cost_unknown == 8  # every fifth call
+    assert kpis.tokens == sum(15 + i for i in range(40) if i % 5)
+    assert kpis.p50_ms == pytest.approx(100 + 7.25 * 19.5)
 
 
-def _annotations(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "span_id": f"s{i}",
-                "name": name,
-                "annotator_kind": "LLM",
-                "label": None,
-                "score": score,
-                "explanation": None,
-                "prompt": "support",
-                "prompt_version": version,
-                "model": "gpt-4o",
-                "start_time": pd.Timestamp(T0),
-            }
-            for i, (version, name, score) in enumerate(rows)
-        ],
-        columns=[
-            "span_id",
-            "name",
-            "annotator_kind",
-            "label",
-            "score",
-            "explanation",
-            "prompt",
-            "prompt_version",
-            "model",
-            "start_time",
-        ],
-    )
+def test_empty_store_gives_empty_pages_not_errors(app) -> None:
+    with app.server.test_request_context("/"):
+        for page, args in (
+            ("traces", (None, "")),
+            ("evaluations", (None, "")),
+            ("analytics", (None, "prompt_version", "")),
+        ):
+            outputs = sys.modules[f"pages.{page}"].redraw(*args)
+            assert outputs[-1].children == f"No {_what(page)} match these filters yet.", page
 
 
-def test_kpis_on_a_known_frame() -> None:
-    spans = _spans(
-        [
-            ("v1", 100, "OK", 10),
-            ("v1", 200, "ERROR", 20),
-            ("v2", 300, "OK", 30),
-            ("v2", 400, "OK", 40),
-        ]
-    )
-    result = analytics.kpis(
-        spans, _annotations([("v1", "correctness", 1.0), ("v2", "correctness", 0.0)])
-    )
-    assert result.count == 4
-    assert result.error_rate == 0.25
-    assert result.p50_ms == 250.0
-    assert result.p95_ms == pytest.approx(385.0)
-    assert result.tokens == 100
-    assert result.mean_scores == {"correctness": 0.5}
-
-
-def test_empty_filters_give_empty_results_not_errors() -> None:
-    empty = _spans([])
-    assert analytics.kpis(empty, _annotations([])).count == 0
-    assert analytics.time_series(empty).empty
-    assert analytics.breakdown(empty, _annotations([]), "model").empty
-    assert analytics.score_summary(_annotations([])).empty
+def _what(page: str) -> str:
+    return {"traces": "traces", "evaluations": "evaluations", "analytics": "LLM calls"}[page]
 
 
 @pytest.mark.parametrize(
@@ -114,30 +58,6 @@ def test_empty_filters_give_empty_results_not_errors() -> None:
 )
 def test_bucket_size_keeps_series_readable(span: timedelta, size: timedelta) -> None:
     assert analytics.bucket_size(T0, T0 + span) == size
-
-
-def test_time_series_split_by_version() -> None:
-    spans = _spans([("v1", 100, "OK", 10)] * 3 + [("v2", 50, "ERROR", 5)] * 2)
-    series = analytics.time_series(spans, split="prompt_version")
-    assert set(series["series"]) == {"v1", "v2"}
-    assert series["count"].sum() == 5
-    assert series[series["series"] == "v2"]["error_rate"].max() == 1.0
-
-
-def test_version_comparison_is_seeded_and_tells_signal_from_noise() -> None:
-    rng = np.random.default_rng(1)
-    rows = [("v1", float(x), "OK", 10) for x in rng.normal(1000, 50, 200)]
-    rows += [("v2", float(x), "OK", 10) for x in rng.normal(700, 50, 200)]
-    spans = _spans(rows)
-    first = analytics.compare_versions(spans, _annotations([]), "v1", "v2", seed=7)
-    second = analytics.compare_versions(spans, _annotations([]), "v1", "v2", seed=7)
-    assert first == second
-    p50 = next(d for d in first if d.metric == "p50 latency (ms)")
-    assert p50.delta == pytest.approx(-300, abs=30)
-    assert p50.ci_low is not None and p50.delta is not None and p50.ci_high is not None
-    assert p50.significant and p50.ci_low < p50.delta < p50.ci_high
-    errors = next(d for d in first if d.metric == "error rate")
-    assert errors.delta == 0 and not errors.significant
 
 
 @pytest.fixture
@@ -173,10 +93,9 @@ def test_kpis_equal_phoenix_graphql_aggregates(synced_app, phoenix_server, proje
     ]
     services = get_services(synced_app.server)
     for filters, condition, start, end in cases:
-        with services.sessions() as db:
-            spans = analytics.load_spans(db, filters)
-            annotations = analytics.load_annotations(db, filters)
-        ours = analytics.kpis(spans, annotations)
+        kpis = store_analytics.kpis(services.store, filters)
+        ours = kpis.metrics
+        means = {s.name: s.mean for s in kpis.scores if s.mean is not None}
         theirs = px.project_aggregates(project_id, start=start, end=end, filter_condition=condition)
         assert ours.count == theirs.record_count, condition
         assert ours.tokens == theirs.token_count_total, condition
@@ -193,27 +112,29 @@ def test_kpis_equal_phoenix_graphql_aggregates(synced_app, phoenix_server, proje
                 project_id, name, start=start, end=end, filter_condition=condition
             )
             if summary is None or summary.mean_score is None:
-                assert name not in ours.mean_scores
+                assert name not in means
                 continue
-            assert ours.mean_scores[name] == pytest.approx(summary.mean_score, abs=1e-9)
+            assert means[name] == pytest.approx(summary.mean_score, abs=1e-9)
 
 
-@pytest.mark.integration
-def test_unknown_filters_say_so_and_results_are_cached_by_watermark(synced_app) -> None:
-    services = get_services(synced_app.server)
-    with services.sessions() as db, synced_app.server.app_context():
-        nope = analytics.unknown_filter_message(db, Filters(project="nope"))
+def test_unknown_filters_say_so_and_results_are_cached_by_watermark(app) -> None:
+    seed(app)
+    services = get_services(app.server)
+    with services.sessions() as db, app.server.app_context():
+        store = services.store
+        nope = prompt_filters.unknown_filter_message(db, store, FilterState(project="nope"))
         assert nope is not None and "No project named 'nope'" in nope
-        v9 = analytics.unknown_filter_message(db, Filters(versions=("v9",)))
+        v9 = prompt_filters.unknown_filter_message(db, store, FilterState(versions=("v9",)))
         assert v9 is not None and "No prompt version named 'v9'" in v9
-        assert analytics.unknown_filter_message(db, Filters(project=PROJECT_NAMES[0])) is None
-        assert analytics.load_spans(db, Filters(project="nope")).empty
+        known = FilterState(project="support-bot", prompt="alpha", versions=("v1",))
+        assert prompt_filters.unknown_filter_message(db, store, known) is None
+        assert store_analytics.kpis(store, Filters(project="nope")).metrics.count == 0
         calls: list[int] = []
-        filters = Filters(project=PROJECT_NAMES[0])
+        filters = Filters(project="support-bot")
 
         def compute() -> int:
             calls.append(1)
-            return len(analytics.load_spans(db, filters))
+            return store_analytics.kpis(store, filters).metrics.count
 
         mark = analytics.watermark(db)
         first = analytics.cached("count", filters, mark, compute)
@@ -221,3 +142,6 @@ def test_unknown_filters_say_so_and_results_are_cached_by_watermark(synced_app) 
         assert len(calls) == 1
         analytics.cached("count", filters, mark + 1, compute)
         assert len(calls) == 2
+        # Other filters are another entry: the key includes them.
+        analytics.cached("count", Filters(project="sales-email"), mark + 1, compute)
+        assert len(calls) == 3

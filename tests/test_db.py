@@ -108,11 +108,14 @@ def test_migrations_downgrade_to_empty_and_back(tmp_path) -> None:
     upgrade(url)
 
 
-def test_unmigrated_database_refuses_to_start_and_names_the_command(tmp_path) -> None:
+def test_unmigrated_database_refuses_to_start_and_names_the_command(
+    tmp_path, store_db_url: str
+) -> None:
     settings = Settings.from_env(
         {
             "SECRET_KEY": TEST_SECRET,
             "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}",
+            "STORE_URL": store_db_url,
             "PHOENIX_ENABLED": "false",
         }
     )

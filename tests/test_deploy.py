@@ -426,11 +426,14 @@ def test_dockerfile_migrates_then_serves_with_gunicorn() -> None:
     assert argv[:2] == ["sh", "-c"]
     script = shlex.split(argv[2])
     assert script[:3] == ["alembic", "upgrade", "head"] and script[3] == "&&"
-    serve = script[4:]
+    # Then the facts store, before any worker opens it.
+    assert script[4:7] == ["python", "-m", "store.migrate"] and script[7] == "&&"
+    serve = script[8:]
     assert serve[:2] == ["exec", "gunicorn"] and serve[-1] == "app:server"
     assert serve[serve.index("--workers") + 1] == "${GUNICORN_WORKERS}"
-    # `make migrate` runs the same command.
-    assert "alembic upgrade head" in (PROJECT_DIR / "Makefile").read_text()
+    # `make migrate` runs the same commands.
+    makefile = (PROJECT_DIR / "Makefile").read_text()
+    assert "alembic upgrade head" in makefile and "-m store.migrate" in makefile
     envs = " ".join(args for keyword, args in final_stage() if keyword == "ENV")
     assert "GUNICORN_WORKERS=" in envs
 

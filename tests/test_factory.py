@@ -17,10 +17,18 @@ from settings import PROJECT_DIR
 from .conftest import TEST_SECRET
 
 
-def _env(db_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "PHOENIX_"))}
+def _env(db_url: str, store_url: str, **extra: str) -> dict[str, str]:
+    """The environment of an app process: its own database and store, no Phoenix."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "STORE_URL", "PHOENIX_"))
+    }
     env.update(
         DATABASE_URL=db_url,
+        # A process of its own cannot share this one's chdb directory: it gets its own, or a
+        # ClickHouse server when several processes serve the app.
+        STORE_URL=store_url,
         SECRET_KEY=TEST_SECRET,
         PHOENIX_ENABLED="false",
         LOG_LEVEL="WARNING",
@@ -31,19 +39,21 @@ def _env(db_url: str, **extra: str) -> dict[str, str]:
 
 def test_importing_app_does_nothing(tmp_path: Path) -> None:
     db_file = tmp_path / "never-created.db"
+    store_dir = tmp_path / "never-created-store"
     code = "import app, sys; sys.exit(app._default_server.cache_info().currsize)"
     subprocess.run(
         [sys.executable, "-c", code],
-        env=_env(f"sqlite:///{db_file}"),
+        env=_env(f"sqlite:///{db_file}", f"chdb://{store_dir}"),
         cwd=PROJECT_DIR,
         check=True,
         timeout=60,
     )
     assert not db_file.exists()
+    assert not store_dir.exists()
 
 
-def test_flask_cli_manages_users(settings) -> None:
-    env = _env(settings.database_url)
+def test_flask_cli_manages_users(settings, tmp_path: Path) -> None:
+    env = _env(settings.database_url, f"chdb://{tmp_path / 'clickhouse'}")
     flask = [sys.executable, "-m", "flask", "--app", "app", "users"]
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -74,7 +84,7 @@ def test_flask_cli_manages_users(settings) -> None:
 def test_flask_cli_on_unmigrated_database_names_the_command(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "app", "users", "list"],
-        env=_env(f"sqlite:///{tmp_path / 'empty.db'}"),
+        env=_env(f"sqlite:///{tmp_path / 'empty.db'}", f"chdb://{tmp_path / 'clickhouse'}"),
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,
@@ -88,7 +98,9 @@ def test_flask_cli_on_unmigrated_database_names_the_command(tmp_path: Path) -> N
 def test_bad_setting_stops_python_app_with_the_variable_name(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "app.py"],
-        env=_env(f"sqlite:///{tmp_path / 'x.db'}", PORT="not-a-port"),
+        env=_env(
+            f"sqlite:///{tmp_path / 'x.db'}", f"chdb://{tmp_path / 'clickhouse'}", PORT="not-a-port"
+        ),
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,
@@ -100,12 +112,13 @@ def test_bad_setting_stops_python_app_with_the_variable_name(tmp_path: Path) -> 
 
 
 @pytest.mark.integration
-def test_gunicorn_serves_the_factory(settings) -> None:
+def test_gunicorn_serves_the_factory(settings, server_store_url: str) -> None:
     port = free_port()
     gunicorn = Path(sys.executable).parent / "gunicorn"
+    # Two worker processes: one chdb directory cannot serve both, a ClickHouse server can.
     process = subprocess.Popen(
         [str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", "2", "app:server"],
-        env=_env(settings.database_url),
+        env=_env(settings.database_url, server_store_url),
         cwd=PROJECT_DIR,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

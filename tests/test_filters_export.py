@@ -11,10 +11,12 @@ import pytest
 
 from app import create_app
 from db.migrate import upgrade
-from services import analytics
+from services import prompt_filters
 from services.container import get_services
 from services.export import csv_chunks, escape_cell
 from services.filters import FilterState, parse_query
+from store import analytics as store_analytics
+from store.analytics import PromptSet
 
 from .conftest import AuthActions
 
@@ -57,7 +59,7 @@ def test_custom_range_resolves_to_its_bounds() -> None:
     state, _ = parse_query(
         {"range": "custom", "start": "2026-11-20T00:00", "end": "2026-11-21T00:00+00:00"}
     )
-    filters = state.to_filters()
+    filters = state.to_filters(None)
     assert filters.start == datetime(2026, 11, 20, tzinfo=UTC)
     assert filters.end == datetime(2026, 11, 21, tzinfo=UTC)
 
@@ -77,6 +79,18 @@ def test_csv_chunks_stream_iso_times_in_utf8() -> None:
     assert parsed[0] == ["n", "text", "at"]
     assert parsed[1] == ["0", "ünïcode", "2026-11-25T09:00:00+00:00"]
     assert len(parsed) == 2501
+
+
+def test_missing_values_are_empty_cells_never_nan() -> None:
+    parsed = list(csv.reader(io.StringIO("".join(csv_chunks(["a", "b"], [(None, float("nan"))])))))
+    assert parsed[1] == ["", ""]
+
+
+def test_a_prompt_filter_needs_its_prompt_set() -> None:
+    # A name alone cannot filter the store: the caller resolves it (services.prompt_filters).
+    state = FilterState(prompt="support-answer")
+    assert state.to_filters(None).prompts is None
+    assert state.to_filters(PromptSet(ids=("p1",))).prompts == PromptSet(ids=("p1",))
 
 
 def test_header_cells_are_escaped_like_data_cells() -> None:
@@ -139,8 +153,11 @@ def test_export_holds_the_whole_filtered_result(settings, phoenix_server, demo_l
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     state, _ = parse_query({"project": "support-bot", "versions": "v1,v2", "range": "30d"})
     with services.sessions() as db:
-        expected = analytics.load_spans(db, state.to_filters())
+        filters = prompt_filters.resolve(db, state)
+    expected = {
+        r[0] for _c, batch in store_analytics.iter_spans(services.store, filters) for r in batch
+    }
     assert len(rows) == len(expected) > 0
-    assert {r["span_id"] for r in rows} == set(expected["span_id"])
+    assert {r["span_id"] for r in rows} == expected
     assert {r["prompt_version"] for r in rows} <= {"v1", "v2"}
     assert all(r["start_time"].endswith("+00:00") for r in rows)

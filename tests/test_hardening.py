@@ -36,9 +36,13 @@ def test_a_short_key_is_refused_even_in_development() -> None:
         Settings.from_env({"SECRET_KEY": "x" * 31, "DEV_MODE": "true"})
 
 
-def test_gunicorn_and_flask_stop_with_one_clear_sentence(settings: Settings) -> None:
+def test_gunicorn_and_flask_stop_with_one_clear_sentence(
+    settings: Settings, tmp_path: Path
+) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEV_MODE", "FLASK_APP")}
     env["DATABASE_URL"] = settings.database_url
+    # Another process: its own chdb directory, never this session's (one process per directory).
+    env["STORE_URL"] = f"chdb://{tmp_path / 'clickhouse'}"
     env["PHOENIX_ENABLED"] = "false"
     result = subprocess.run(
         [sys.executable, "-c", "import app; app.server"],

@@ -40,7 +40,6 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from werkzeug.test import TestResponse
 
 from app import create_app
-from db.models import AnnotationFact, SpanFact
 from devtools import signin
 from devtools.services import free_port
 from services import users
@@ -50,9 +49,10 @@ from services.export import EXPORTS, FORMULA_PREFIXES, csv_chunks, escape_cell
 from services.filters import RANGES, parse_query
 from services.proxy import BLOCKED_PATHS, NON_DATA_POSTS, WRITE_METHODS
 from settings import PROJECT_DIR, Settings
+from store.facts import SpanAnnotationRow, SpanRow
 
 from .callbacks import route
-from .conftest import IN_CI, PASSWORD, TEST_SECRET
+from .conftest import IN_CI, PASSWORD, TEST_SECRET, close_app, drop_store, unique_database
 from .test_security_experiment_ids import compare_callback
 
 COUNTS_FILE = PROJECT_DIR / ".tmp" / "hostile-input-counts.json"
@@ -204,37 +204,49 @@ HOSTILE_CELLS = ('=HYPERLINK("http://evil")', "+SUM(A1)", "-2+3", "@cmd", "\tx",
 def _seed(app: Any) -> None:
     """Store a few LLM calls and evaluations whose text starts like a formula."""
     now = datetime.now(UTC)
-    with get_services(app.server).sessions.begin() as db:
-        for i, text in enumerate(HOSTILE_CELLS):
-            span_id = f"{i:016x}"
-            db.add(
-                SpanFact(
-                    phoenix_span_id=span_id,
-                    phoenix_trace_id=f"{i:032x}",
-                    project=text if i % 2 else "support-bot",
-                    prompt_version=text,
-                    model=text,
-                    start_time=now - timedelta(hours=i + 1),
-                    latency_ms=-1.5 * i,
-                    prompt_tokens=i,
-                    completion_tokens=i,
-                    total_tokens=2 * i,
-                    status="ERROR" if i % 3 == 0 else "OK",
-                    cost=0.01 * i,
-                )
+    spans = []
+    notes = []
+    for i, text in enumerate(HOSTILE_CELLS):
+        span = SpanRow(
+            span_id=f"{i:016x}",
+            trace_id=f"{i:032x}",
+            project=text if i % 2 else "support-bot",
+            prompt_id=None,
+            template_hash=None,
+            prompt_version=text,
+            model=text,
+            start_time=now - timedelta(hours=i + 1),
+            latency_ms=-1.5 * i,
+            prompt_tokens=i,
+            completion_tokens=i,
+            total_tokens=2 * i,
+            status="ERROR" if i % 3 == 0 else "OK",
+            cost=0.01 * i,
+        )
+        spans.append(span)
+        notes.append(
+            SpanAnnotationRow(
+                annotation_id=f"ann-{i}",
+                span_id=span.span_id,
+                trace_id=span.trace_id,
+                project=span.project,
+                name=text,
+                annotator_kind="LLM",
+                label=text,
+                score=-0.5 * i,
+                updated_at=now,
+                is_deleted=False,
+                span_start_time=span.start_time,
+                prompt_id=None,
+                template_hash=None,
+                prompt_version=span.prompt_version,
+                model=span.model,
+                span_status=span.status,
             )
-            db.add(
-                AnnotationFact(
-                    phoenix_annotation_id=f"ann-{i}",
-                    phoenix_span_id=span_id,
-                    project=text,
-                    name=text,
-                    annotator_kind="LLM",
-                    label=text,
-                    score=-0.5 * i,
-                    explanation=text,
-                )
-            )
+        )
+    store = get_services(app.server).store
+    store.write_spans(spans)
+    store.write_span_annotations(notes)
 
 
 @pytest.fixture(scope="module")
@@ -242,15 +254,18 @@ def harness(
     tmp_path_factory: pytest.TempPathFactory,
     migrated_sqlite_template: Path,
     recorder: tuple[Recorder, str],
+    chdb_dir: Path,
 ) -> Iterator[Harness]:
     """Build the app once, on the recording Phoenix, with a signed-in client per role."""
     record, url = recorder
     db_path = tmp_path_factory.mktemp("hostile") / "dashboard.db"
+    store_url = f"chdb://{chdb_dir}?database={unique_database()}"
     shutil.copy(migrated_sqlite_template, db_path)
     settings = Settings.from_env(
         {
             "SECRET_KEY": TEST_SECRET,
             "DATABASE_URL": f"sqlite:///{db_path}",
+            "STORE_URL": store_url,
             "PHOENIX_ENABLED": "true",
             "SYNC_WORKER": "false",
             "LOG_LEVEL": "ERROR",
@@ -268,7 +283,8 @@ def harness(
         clients[role] = client
     record.take()
     yield Harness(app, clients, record, frozenset(f"{role}@example.com" for role in ROLES))
-    get_services(app.server).engine.dispose()
+    close_app(app.server)
+    drop_store(store_url)
 
 
 @pytest.fixture(scope="module", autouse=True)

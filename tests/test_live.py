@@ -152,12 +152,19 @@ def test_new_spans_appear_on_home_traces_and_analytics_without_a_reload(
 
 
 @pytest.mark.integration
-def test_two_replicas_share_sync_sessions_and_numbers(pg_url, redis_url, scratch_phoenix) -> None:
-    """Two gunicorn replicas on one PostgreSQL, Redis and Phoenix hold no state of their own."""
+def test_two_replicas_share_sync_sessions_and_numbers(
+    pg_url, redis_url, server_store_url, scratch_phoenix
+) -> None:
+    """Two gunicorn replicas on one PostgreSQL, Redis, ClickHouse and Phoenix hold no state."""
     upgrade(pg_url)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("PHOENIX_", "DATABASE_"))},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PHOENIX_", "DATABASE_", "STORE_"))
+        },
         "DATABASE_URL": pg_url,
+        "STORE_URL": server_store_url,
         "REDIS_URL": redis_url,
         "SECRET_KEY": TEST_SECRET,
         "PHOENIX_URL": scratch_phoenix.url,

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
 from urllib.parse import urlencode
 
-import pandas as pd
 import pytest
 from selenium.webdriver.support.ui import WebDriverWait
 
 from app import create_app
 from devtools.demo import ensure_demo_user
-from services import analytics
+from services import prompt_filters
 from services.container import get_services
 from services.filters import parse_query
 from settings import PROJECT_DIR
+from store import analytics as store_analytics
+from store.analytics import PromptSet
 from tests.browser import (
     click,
     dropdown_options,
@@ -85,9 +88,13 @@ def test_home_shows_the_last_day_and_week_and_the_top_prompts(dash_duo, synced_a
 
 def _unnamed_calls(app) -> int:
     """Count the week's LLM calls that carry no prompt template (top prompts leave them out)."""
-    with get_services(app.server).sessions() as db:
-        spans = analytics.load_spans(db, parse_query({})[0].to_filters())
-    return int(spans["prompt"].isna().sum())
+    services = get_services(app.server)
+    with services.sessions() as db:
+        filters = prompt_filters.resolve(db, parse_query({})[0])
+        ids = tuple(prompt_filters.prompt_names(db).by_id)
+    named = dataclasses.replace(filters, prompts=PromptSet(ids=ids))
+    every = store_analytics.kpis(services.store, filters).metrics.count
+    return every - store_analytics.kpis(services.store, named).metrics.count
 
 
 def test_analytics_filters_live_in_the_url_and_export_matches(dash_duo, synced_app) -> None:
@@ -138,10 +145,7 @@ def test_evaluations_page_shows_scores_and_opens_the_span(dash_duo, synced_app) 
     dash_duo.driver.set_window_size(1440, 900)
     dash_duo.start_server(synced_app, navigate=False)
     login(dash_duo, "/evaluations?project=support-bot")
-    with get_services(synced_app.server).sessions() as db:
-        expected = len(
-            analytics.load_annotations(db, parse_query({"project": "support-bot"})[0].to_filters())
-        )
+    expected = expected_count(synced_app, "evaluations", {"project": "support-bot"})
     assert expected > 0
     dash_duo.wait_for_contains_text("#evaluations-table", f"{expected:,} evaluations", timeout=20)
     dash_duo.wait_for_contains_text("#evaluations-scores", "correctness", timeout=10)
@@ -216,8 +220,9 @@ def test_prompt_and_version_filters_drive_the_page_and_its_url(dash_duo, synced_
     wait_count(dash_duo, page, expected_count(synced_app, page, {"prompt": PROMPT}))
 
     # The version choices narrow to the chosen prompt's versions.
-    with get_services(synced_app.server).sessions() as db:
-        versions = analytics.filter_options(db, PROMPT)["versions"]
+    services = get_services(synced_app.server)
+    with services.sessions() as db:
+        versions = prompt_filters.filter_options(db, services.store, PROMPT)["versions"]
     WebDriverWait(dash_duo.driver, 15).until(
         lambda d: dropdown_options(dash_duo, f"#{page}-filter-versions") == versions
     )
@@ -266,15 +271,18 @@ def test_prompt_and_version_filters_drive_the_page_and_its_url(dash_duo, synced_
 def test_custom_time_range_from_the_url_and_back(dash_duo, synced_app) -> None:
     dash_duo.driver.set_window_size(1440, 900)
     dash_duo.start_server(synced_app, navigate=False)
-    with get_services(synced_app.server).sessions() as db:
-        spans = analytics.load_spans(db, parse_query({"range": "30d"})[0].to_filters())
-    middle = spans["start_time"].sort_values().iloc[len(spans) // 2]
+    services = get_services(synced_app.server)
+    month = parse_query({"range": "30d"})[0].to_filters(None)
+    times = sorted(
+        row[7] for _c, batch in store_analytics.iter_spans(services.store, month) for row in batch
+    )
+    middle = times[len(times) // 2]
     start = middle.strftime("%Y-%m-%dT%H:%M")
-    end = (middle + pd.Timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M")
+    end = (middle + timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M")
     query = {"range": "custom", "start": start, "end": end}
     login(dash_duo, "/analytics?" + urlencode(query))
     expected = expected_count(synced_app, "analytics", query)
-    assert 0 < expected < len(spans)
+    assert 0 < expected < len(times)
     wait_count(dash_duo, "analytics", expected)
     assert dash_duo.find_element("#analytics-filter-start").get_attribute("value") == start
     assert dash_duo.find_element("#analytics-filter-end").get_attribute("value") == end

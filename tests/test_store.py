@@ -11,22 +11,20 @@ import dataclasses
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devtools.clickhouse_http import serve_in_thread
 from settings import Settings, SettingsError
 from store import analytics
 from store.facts import (
@@ -47,6 +45,11 @@ from store.transport import (
 )
 from store.url import StoreUrlError, parse_store_url
 
+# The session's one chdb directory (see conftest), re-exported for tests/test_store_analytics.py.
+from . import conftest
+
+chdb_dir = conftest.chdb_dir
+
 SERVER_ENV = "TEST_CLICKHOUSE_URL"
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -54,123 +57,11 @@ T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 # Fixtures (tests/test_store_analytics.py imports them) ----------------------------------------
 
 
-# chdb opens one data directory per process, and test modules that import this fixture get
-# their own copy of it: the directory and an engine-holding transport live here, once.
-_ENGINE: dict[str, Any] = {}
-
-
-@pytest.fixture(scope="session")
-def chdb_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The one chdb data directory of this test process, its engine kept open throughout."""
-    if "path" not in _ENGINE:
-        _ENGINE["path"] = tmp_path_factory.mktemp("clickhouse")
-        keeper = ChdbTransport(_ENGINE["path"], "default")  # no engine restart per test
-        # Shut the engine down with the session: left to interpreter exit, it complains.
-        request.addfinalizer(keeper.close)
-    path: Path = _ENGINE["path"]
-    return path
-
-
-class _ChdbOverHttp(BaseHTTPRequestHandler):
-    """ClickHouse's HTTP interface, as much as clickhouse-connect uses, served by chdb.
-
-    No ClickHouse server can be installed here (see the README), so HttpTransport is tested
-    through the real clickhouse-connect client against the same engine over loopback HTTP:
-    parameters arrive as param_<name>, settings as URL options, results in the format the
-    query asks for, inserts with their data in the body, errors as HTTP 500.
-    """
-
-    path_on_disk = ""
-    TRANSPORT = frozenset(
-        {
-            "query",
-            "database",
-            "default_format",
-            "query_id",
-            "session_id",
-            "compress",
-            "decompress",
-            "wait_end_of_query",
-            "send_progress_in_http_headers",
-            "http_headers_progress_interval_ms",
-            "enable_http_compression",
-        }
-    )
-
-    def log_message(self, *_args: Any) -> None:
-        """Keep the test output quiet."""
-
-    def do_GET(self) -> None:
-        """Answer a query sent in the URL."""
-        self._answer()
-
-    def do_POST(self) -> None:
-        """Answer a query or an insert sent in the body."""
-        self._answer()
-
-    def _answer(self) -> None:
-        """Run the request's statement on a chdb connection and send back its bytes."""
-        from chdb import state
-
-        url = urlsplit(self.path)
-        options = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        if url.path == "/ping":
-            self._reply(200, b"Ok.\n")
-            return
-        query = options.get("query")
-        if query is None:
-            query, body = body.decode(), b""
-        params = {k[6:]: v for k, v in options.items() if k.startswith("param_")}
-        settings = [
-            f"{k}={v}"
-            for k, v in options.items()
-            if k not in self.TRANSPORT and not k.startswith("param_")
-        ]
-        database = options.get("database", "default")
-        connection = state.connect(
-            "?".join([self.path_on_disk, "&".join([f"database={database}", *settings])])
-        )
-        try:
-            named = re.search(r"\s+FORMAT\s+(\w+)\s*;?\s*$", query, re.IGNORECASE)
-            if body:  # an INSERT whose rows follow in the body
-                head = query[: named.start()] if named else query
-                with connection.send_insert(head, named[1] if named else "TSV") as inserter:
-                    inserter.append(body)
-                    inserter.finish()
-                self._reply(200, b"")
-                return
-            fmt = named[1] if named else options.get("default_format", "TabSeparated")
-            self._reply(200, connection.query(query, fmt, params=params).bytes(), fmt)
-        except Exception as exc:
-            code = re.search(r"Code: (\d+)", str(exc))
-            self._reply(500, str(exc).encode(), error=code[1] if code else "1")
-        finally:
-            connection.close()
-
-    def _reply(self, status: int, data: bytes, fmt: str = "", error: str = "") -> None:
-        """Send a response with the headers clickhouse-connect reads."""
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-ClickHouse-Timezone", "UTC")
-        self.send_header("X-ClickHouse-Summary", '{"read_rows":"0","written_rows":"0"}')
-        if fmt:
-            self.send_header("X-ClickHouse-Format", fmt)
-        if error:
-            self.send_header("X-ClickHouse-Exception-Code", error)
-        self.end_headers()
-        self.wfile.write(data)
-
-
 @pytest.fixture(scope="session")
 def chdb_http_url(chdb_dir: Path) -> Iterator[str]:
     """Serve the shared chdb engine over ClickHouse's HTTP interface on loopback."""
-    handler = type("Handler", (_ChdbOverHttp,), {"path_on_disk": str(chdb_dir)})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"clickhouse://default@127.0.0.1:{server.server_address[1]}/analytics"
+    server, base = serve_in_thread(chdb_dir)
+    yield f"{base}/analytics"
     server.shutdown()
     server.server_close()
 

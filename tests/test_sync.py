@@ -1,17 +1,22 @@
-"""The sync against a real Phoenix: counts equal Phoenix's, repeats change nothing, no gaps."""
+"""The sync against a real Phoenix: counts equal Phoenix's, repeats change nothing, no gaps.
+
+The facts live in the store (ClickHouse); prompts, links, cursors and status in our database.
+"""
 
 from __future__ import annotations
 
 import math
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from app import create_app
 from db.migrate import upgrade
@@ -26,11 +31,14 @@ from db.models import (
 )
 from devtools.demo_data import PROJECT_NAMES, send_traces
 from devtools.phoenix import PhoenixServer, free_port, start_phoenix
-from services.container import get_services
+from services.container import Services, get_services
+from services.fact_writer import AnnotationBatch, SqlFactWriter
 from services.phoenix import PhoenixClient, PhoenixUnavailable, SpanQuery
 from services.span_facts import AnnotationFacts, SpanFacts
 from services.sync import PromptSync
 from services.sync_worker import SyncLock
+from store import analytics
+from store.facts import FactStore, SpanRow
 
 from .conftest import PHOENIX_UI_ENV
 
@@ -55,10 +63,16 @@ def phoenix_truth(url: str) -> dict[str, int]:
         for project, spans in by_project.items()
         for a in px.span_annotations(project, [s["context"]["span_id"] for s in spans])
     ]
+    trace_annotations = [
+        a
+        for project, spans in by_project.items()
+        for a in px.trace_annotations(project, [s["context"]["trace_id"] for s in spans])
+    ]
     return {
         "span_facts": len(llm),
         "prompt_traces": len({s["context"]["trace_id"] for s in prompted}),
         "annotation_facts": len({a["id"] for a in annotations}),
+        "trace_annotation_facts": len({a["id"] for a in trace_annotations}),
         "prompt_evaluations": len({a["id"] for a in annotations}),
         "prompts": len(
             {
@@ -69,19 +83,28 @@ def phoenix_truth(url: str) -> dict[str, int]:
     }
 
 
-def our_counts(db: Session) -> dict[str, int]:
-    """Count what the sync recorded."""
+def store_count(store: FactStore, table: str, live: str = "1") -> int:
+    """Count a store table's rows as readers see them: newest version, deleted ones left out."""
+    result = store.transport.query(f"SELECT count() FROM {table} FINAL WHERE {live}")  # noqa: S608
+    return int(result.rows[0][0])
 
-    def count(model: type) -> int:
-        return int(db.scalar(sa.select(sa.func.count()).select_from(model)) or 0)
 
-    return {
-        "span_facts": count(SpanFact),
-        "prompt_traces": count(PromptTrace),
-        "annotation_facts": count(AnnotationFact),
-        "prompt_evaluations": count(PromptEvaluation),
-        "prompts": count(Prompt),
-    }
+def our_counts(services: Services) -> dict[str, int]:
+    """Count what the sync recorded: facts in the store, prompts and links in our database."""
+    live = "is_deleted = 0"
+    with services.sessions() as db:
+
+        def count(model: type) -> int:
+            return int(db.scalar(sa.select(sa.func.count()).select_from(model)) or 0)
+
+        return {
+            "span_facts": store_count(services.store, "llm_spans"),
+            "prompt_traces": count(PromptTrace),
+            "annotation_facts": store_count(services.store, "span_annotations", live),
+            "trace_annotation_facts": store_count(services.store, "trace_annotations", live),
+            "prompt_evaluations": count(PromptEvaluation),
+            "prompts": count(Prompt),
+        }
 
 
 @pytest.fixture
@@ -90,7 +113,8 @@ def synced(settings, sync_phoenix):
     app = create_app(settings.with_overrides(phoenix_enabled=True, phoenix_url=sync_phoenix.url))
     services = get_services(app.server)
     assert services.sync is not None
-    return app, services.sync, services.sessions
+    yield app, services.sync, services.sessions
+    services.store.close()
 
 
 def _watermark(sessions) -> int:
@@ -103,14 +127,14 @@ def test_first_sync_equals_phoenix_and_a_second_changes_nothing(synced, sync_pho
     _app, sync, sessions = synced
     first = sync.tick()
     assert first.changed
+    assert our_counts(get_services(_app.server)) == phoenix_truth(sync_phoenix.url)
     with sessions() as db:
-        assert our_counts(db) == phoenix_truth(sync_phoenix.url)
         # Registry prompts are linked by template hash, under their registry names.
         names = set(db.scalars(sa.select(Prompt.name)))
         assert {"support-answer", "email-draft"} <= names
         assert all(db.scalars(sa.select(Prompt.phoenix_prompt_id)))
-        versions = set(db.scalars(sa.select(SpanFact.prompt_version)))
-        assert {"v1", "v2"} <= versions
+    versions = sync.store.transport.query("SELECT DISTINCT prompt_version FROM llm_spans FINAL")
+    assert {"v1", "v2"} <= {row[0] for row in versions.rows}
     mark = _watermark(sessions)
     again = sync.tick()
     assert not again.changed and again.spans_read == 0
@@ -118,7 +142,7 @@ def test_first_sync_equals_phoenix_and_a_second_changes_nothing(synced, sync_pho
 
 
 def test_new_spans_and_late_annotations_are_picked_up(synced, sync_phoenix) -> None:
-    _app, sync, sessions = synced
+    _app, sync, _sessions = synced
     sync.tick()
     new = send_traces(sync_phoenix.url, count=12, seed=901)
     result = sync.tick()
@@ -145,10 +169,12 @@ def test_new_spans_and_late_annotations_are_picked_up(synced, sync_phoenix) -> N
         f"{sync_phoenix.url}/v1/span_annotations?sync=true", json=body, timeout=30
     ).raise_for_status()
     assert sync.tick().annotations == 1
-    with sessions() as db:
-        fact = db.scalar(sa.select(AnnotationFact).where(AnnotationFact.name == "late-review"))
-        assert (fact.label, fact.score) == ("bad", 0.25)
-        assert our_counts(db) == phoenix_truth(sync_phoenix.url)
+    found = sync.store.transport.query(
+        "SELECT label, score FROM span_annotations FINAL"
+        " WHERE name = 'late-review' AND is_deleted = 0"
+    )
+    assert found.rows == [("bad", 0.25)]
+    assert our_counts(get_services(_app.server)) == phoenix_truth(sync_phoenix.url)
 
 
 def test_a_lost_cursor_or_a_rebuild_duplicates_and_loses_nothing(synced, sync_phoenix) -> None:
@@ -158,13 +184,12 @@ def test_a_lost_cursor_or_a_rebuild_duplicates_and_loses_nothing(synced, sync_ph
         db.execute(sa.update(SyncState).values(cursor=None))
     sync.tick()
     truth = phoenix_truth(sync_phoenix.url)
-    with sessions() as db:
-        assert our_counts(db) == truth
+    services = get_services(app.server)
+    assert our_counts(services) == truth
     result = app.server.test_cli_runner().invoke(args=["sync", "--rebuild"])
     assert result.exit_code == 0, result.output
     assert "Read " in result.output
-    with sessions() as db:
-        assert our_counts(db) == truth
+    assert our_counts(services) == truth
 
 
 def test_sync_on_postgresql(settings, sync_phoenix, pg_url) -> None:
@@ -178,9 +203,9 @@ def test_sync_on_postgresql(settings, sync_phoenix, pg_url) -> None:
     assert sync is not None
     sync.tick()
     sync.tick()
-    with get_services(app.server).sessions() as db:
-        assert our_counts(db) == phoenix_truth(sync_phoenix.url)
+    assert our_counts(get_services(app.server)) == phoenix_truth(sync_phoenix.url)
     get_services(app.server).engine.dispose()
+    get_services(app.server).store.close()
 
 
 def test_sync_lock_admits_one_holder(redis_url) -> None:
@@ -249,13 +274,12 @@ def test_a_backlog_gets_its_annotations_in_the_tick_that_reads_it(
     """However few recent spans are re-read each tick, a tick's own spans all get theirs."""
     from services import sync as sync_module
 
-    _app, sync, sessions = synced
+    _app, sync, _sessions = synced
     monkeypatch.setattr(sync_module, "ANNOTATION_HOT_MAX_SPANS", 5)
     monkeypatch.setattr(sync_module, "ANNOTATION_BATCH_SPANS", 10)  # and in batches
     sync.page_size = 7
     sync.tick()
-    with sessions() as db:
-        assert our_counts(db) == phoenix_truth(sync_phoenix.url)
+    assert our_counts(get_services(_app.server)) == phoenix_truth(sync_phoenix.url)
 
 
 def test_cursors_skip_to_the_newest_span_of_any_kind(synced, sync_phoenix, monkeypatch) -> None:
@@ -321,6 +345,143 @@ def test_costs_of_a_page_by_connection_equal_those_by_alias(sync_phoenix) -> Non
     assert priced, "no span has a cost: the comparison proved nothing"
 
 
+def store_aggregates(store: FactStore) -> dict[str, int]:
+    """What the pages count, read through the store's own aggregates."""
+    scores = analytics.score_summary(store, analytics.Filters())
+    return {
+        "span_facts": analytics.kpis(store, analytics.Filters()).metrics.count,
+        "annotation_facts": sum(s.annotations for s in scores),
+        "trace_annotation_facts": sum(s.annotations for s in analytics.trace_score_summary(store)),
+    }
+
+
+def post_annotation(url: str, kind: str, target: str, name: str, score: float) -> None:
+    """Write an evaluation of a span or trace into Phoenix, as an evaluator would."""
+    key = "span_id" if kind == "span" else "trace_id"
+    body = {
+        "data": [
+            {
+                key: target,
+                "name": name,
+                "annotator_kind": "CODE",
+                "result": {"label": "ok", "score": score},
+                "identifier": "",
+            }
+        ]
+    }
+    requests.post(
+        f"{url}/v1/{kind}_annotations?sync=true", json=body, timeout=30
+    ).raise_for_status()
+
+
+def test_two_ticks_over_the_same_pages_and_two_syncs_at_once_count_nothing_twice(
+    synced, sync_phoenix
+) -> None:
+    app, sync, sessions = synced
+    services = get_services(app.server)
+    # Two syncs on one store and database, as two replicas would, at the same time.
+    other = PromptSync(PhoenixClient(sync_phoenix.url), sessions, services.store)
+    errors: list[BaseException] = []
+
+    def run(each: PromptSync) -> None:
+        try:
+            each.tick()
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(each,)) for each in (sync, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    # And the same pages read once more from the start.
+    with sessions.begin() as db:
+        db.execute(sa.update(SyncState).values(cursor=None))
+    sync.tick()
+    truth = phoenix_truth(sync_phoenix.url)
+    assert our_counts(services) == truth
+    aggregates = store_aggregates(services.store)
+    assert aggregates == {key: truth[key] for key in aggregates}
+
+
+def test_trace_annotations_arrive(synced, sync_phoenix) -> None:
+    app, sync, _sessions = synced
+    sync.tick()
+    trace_id = sync.store.transport.query("SELECT any(trace_id) FROM llm_spans").rows[0][0]
+    name = f"trace-review-{uuid.uuid4().hex[:8]}"
+    post_annotation(sync_phoenix.url, "trace", trace_id, name, 0.5)
+    assert sync.tick().annotations == 1
+    found = sync.store.transport.query(
+        "SELECT trace_id, score FROM trace_annotations FINAL WHERE name = {name:String}",
+        {"name": name},
+    )
+    assert found.rows == [(trace_id, 0.5)]
+    assert our_counts(get_services(app.server)) == phoenix_truth(sync_phoenix.url)
+    assert not sync.tick().changed
+
+
+def test_a_deleted_annotation_disappears(synced, sync_phoenix) -> None:
+    app, sync, _sessions = synced
+    sync.tick()
+    span = sync.store.transport.query("SELECT any(span_id), any(project) FROM llm_spans").rows[0]
+    trace = sync.store.transport.query(
+        "SELECT trace_id FROM llm_spans WHERE span_id = {id:String}", {"id": span[0]}
+    ).rows[0][0]
+    name = f"doomed-{uuid.uuid4().hex[:8]}"
+    post_annotation(sync_phoenix.url, "span", span[0], name, 1.0)
+    post_annotation(sync_phoenix.url, "trace", trace, name, 1.0)
+    assert sync.tick().annotations == 2
+    store = sync.store
+    before = store_aggregates(store)
+    for kind in ("span", "trace"):
+        requests.delete(
+            f"{sync_phoenix.url}/v1/projects/{span[1]}/{kind}_annotations",
+            params={"name": name, "delete_all": "true"},  # narrowed to this name
+            timeout=30,
+        ).raise_for_status()
+    assert sync.tick().annotations == 2
+    assert store_count(store, "span_annotations", f"name = '{name}' AND is_deleted = 0") == 0
+    assert store_count(store, "trace_annotations", f"name = '{name}' AND is_deleted = 0") == 0
+    after = store_aggregates(store)
+    assert after["annotation_facts"] == before["annotation_facts"] - 1
+    assert after["trace_annotation_facts"] == before["trace_annotation_facts"] - 1
+    assert our_counts(get_services(app.server)) == phoenix_truth(sync_phoenix.url)
+
+
+def test_rebuild_moves_facts_from_sql_to_the_store(synced, sync_phoenix) -> None:
+    """A deployment from before the store: its SQL facts, then `sync --rebuild`."""
+    app, own, sessions = synced
+    services = get_services(app.server)
+    # What the sync wrote before the store: facts in our SQL tables (and a stale extra one).
+    old = PromptSync(own.phoenix, sessions, services.store, writer=SqlFactWriter(sessions))
+    old.tick()
+    with sessions.begin() as db:
+        assert db.scalar(sa.select(sa.func.count()).select_from(SpanFact))
+        db.add(
+            SpanFact(
+                phoenix_span_id="gone-from-phoenix",
+                phoenix_trace_id="gone",
+                project=PROJECT_NAMES[0],
+                start_time=datetime.now(UTC),
+                latency_ms=1.0,
+                status="OK",
+            )
+        )
+    assert store_count(services.store, "llm_spans") == 0
+    result = app.server.test_cli_runner().invoke(args=["sync", "--rebuild"])
+    assert result.exit_code == 0, result.output
+    truth = phoenix_truth(sync_phoenix.url)
+    assert our_counts(services) == truth
+    assert store_aggregates(services.store) == {
+        key: truth[key] for key in ("span_facts", "annotation_facts", "trace_annotation_facts")
+    }
+    with sessions() as db:
+        # Nothing reads the SQL facts any more; the rebuild emptied them.
+        assert not db.scalar(sa.select(sa.func.count()).select_from(SpanFact))
+        assert not db.scalar(sa.select(sa.func.count()).select_from(AnnotationFact))
+
+
 class RecordingWriter:
     """A fact writer that keeps what it is given, as the facts store's writer will."""
 
@@ -332,7 +493,8 @@ class RecordingWriter:
         assert all(f.project == project for f in facts)
         self.spans += facts
 
-    def write_annotations(self, facts: Sequence[AnnotationFacts]) -> int:
+    def write_annotations(self, batch: AnnotationBatch) -> int:
+        facts = batch.span_annotations
         fresh = [f for f in facts if self.annotations.get(f.annotation_id) != f]
         self.annotations.update((f.annotation_id, f) for f in facts)
         return len(fresh)
@@ -345,7 +507,7 @@ class RecordingWriter:
 def test_every_fact_goes_through_the_one_writer(synced, sync_phoenix) -> None:
     _app, own, sessions = synced
     writer = RecordingWriter()
-    sync = PromptSync(own.phoenix, sessions, writer=writer)
+    sync = PromptSync(own.phoenix, sessions, own.store, writer=writer)
     sync.tick()
     truth = phoenix_truth(sync_phoenix.url)
     assert len(writer.spans) == len({f.span_id for f in writer.spans}) == truth["span_facts"]
@@ -353,9 +515,12 @@ def test_every_fact_goes_through_the_one_writer(synced, sync_phoenix) -> None:
     prompted = [f for f in writer.spans if f.template is not None]
     assert prompted and all(f.prompt_id and f.prompt_version for f in prompted)
     assert all(writer.annotations[a].prompt_id for a in writer.annotations)
+    # The writer holds every fact and link; our tables hold cursors, prompts and status.
+    assert our_counts(get_services(_app.server)) == {
+        **dict.fromkeys(truth, 0),
+        "prompts": truth["prompts"],
+    }
     with sessions() as db:
-        # The writer holds every fact and link; our tables hold cursors, prompts and status.
-        assert our_counts(db) == {**dict.fromkeys(truth, 0), "prompts": truth["prompts"]}
         assert db.scalar(sa.select(sa.func.count()).select_from(SyncState))
     assert not sync.tick().changed
     sync.rebuild()
@@ -381,8 +546,8 @@ def test_phoenix_down_then_back_resumes_without_a_gap(synced, sync_phoenix) -> N
     sync_phoenix.pid = restarted.pid
     send_traces(sync_phoenix.url, count=8, seed=902)
     sync.tick()
+    assert our_counts(get_services(_app.server)) == phoenix_truth(sync_phoenix.url)
     with sessions() as db:
-        assert our_counts(db) == phoenix_truth(sync_phoenix.url)
         assert db.get(SyncStatus, 1).last_error is None
 
 
@@ -395,7 +560,10 @@ def test_worker_backs_off_while_phoenix_is_down(settings) -> None:
     sessions = get_services(app.server).sessions
     dead = PhoenixClient(f"http://127.0.0.1:{free_port()}", retries=0)
     worker = SyncWorker(
-        PromptSync(dead, sessions), SyncLock(""), interval_s=0.05, max_backoff_s=0.4
+        PromptSync(dead, sessions, get_services(app.server).store),
+        SyncLock(""),
+        interval_s=0.05,
+        max_backoff_s=0.4,
     )
     thread = threading.Thread(target=worker.run)
     thread.start()
@@ -409,13 +577,20 @@ def test_worker_backs_off_while_phoenix_is_down(settings) -> None:
         assert status is not None and "cannot be reached" in (status.last_error or "")
 
 
+def age_spans(store: FactStore, age: timedelta) -> set[str]:
+    """Make every stored span look synced `age` ago (rewritten, as ClickHouse has no UPDATE)."""
+    columns = [f.name for f in fields(SpanRow)]
+    rows = store.transport.query(f"SELECT {', '.join(columns)} FROM llm_spans FINAL")  # noqa: S608
+    store.transport.command("TRUNCATE TABLE llm_spans")
+    store.write_spans((SpanRow(*row) for row in rows.rows), synced_at=datetime.now(UTC) - age)
+    return {row[0] for row in rows.rows}
+
+
 @pytest.mark.integration
 def test_annotation_refresh_takes_a_flat_slice_per_tick(
     settings, phoenix_server, demo_loaded, monkeypatch
 ) -> None:
     """Older spans of the last day are re-read a slice per tick, in turn; new ones every tick."""
-    from datetime import UTC, datetime, timedelta
-
     from services import sync as sync_module
 
     app = create_app(settings.with_overrides(phoenix_enabled=True, phoenix_url=phoenix_server.url))
@@ -423,9 +598,8 @@ def test_annotation_refresh_takes_a_flat_slice_per_tick(
     sync = services.sync
     assert sync is not None
     sync.tick()
-    with services.sessions.begin() as db:
-        db.execute(sa.update(SpanFact).values(synced_at=datetime.now(UTC) - timedelta(hours=2)))
-        total = db.scalar(sa.select(sa.func.count()).select_from(SpanFact)) or 0
+    every = age_spans(services.store, timedelta(hours=2))
+    total = len(every)
     assert total >= 60
     slice_size = total // 3 + 1  # three ticks cover every span, the fourth starts over
     monkeypatch.setattr(sync_module, "ANNOTATION_SLICE_SPANS", slice_size)
@@ -443,7 +617,5 @@ def test_annotation_refresh_takes_a_flat_slice_per_tick(
         asked.append(set())
         assert not sync.tick().changed  # nothing new or edited: no redraw for anyone
     assert [len(a) for a in asked[:3]] == [slice_size, slice_size, total - 2 * slice_size]
-    with services.sessions() as db:
-        every = set(db.scalars(sa.select(SpanFact.phoenix_span_id)))
     assert set().union(*asked[:3]) == every  # every span of the day, each once per round
     assert asked[3] == asked[0]  # and round again
