@@ -509,6 +509,29 @@ TARGETS: list[tuple[str, str, str | None, str]] = [
     ("store_rss_growth_ratio", "store: peak RSS 10M ÷ 1M", "max", "1.3"),
     ("store_csv_export_rows_per_s_1m", "store: streamed CSV export, 1M spans (rows/s)", None, ""),
     ("store_csv_export_peak_mb_1m", "store: extra peak memory of that export (MB)", "max", "100"),
+    # Written by `python -m bench.page_bench` (the pages through Dash, over the same stores).
+    ("analytics_cold_ms_10m", "pages: analytics redraw callback, cold, 10M (ms)", "max", "1500"),
+    ("analytics_warm_ms_10m", "pages: that callback again, cache hit, 10M (ms)", "max", "50"),
+    ("analytics_growth_1m_10m", "pages: cold analytics redraw, 10M ÷ 1M", "max", "3.0"),
+    *[
+        (
+            f"page_cold_ms_10m_{p}",
+            f"pages: {p} layout + initial callbacks, cold, 10M (ms)",
+            "max",
+            "2000",
+        )
+        for p in ("home", "traces", "evaluations", "analytics")
+    ],
+    ("web_peak_rss_mb_10m", "pages: peak RSS of the serving process, 10M (MB)", "max", "800"),
+    ("web_rss_growth_1m_10m", "pages: that peak RSS, 10M ÷ 1M", "max", "1.3"),
+    (
+        "csv_export_rows_per_s_1m",
+        "pages: llm-calls.csv via the export route, 1M (rows/s)",
+        None,
+        "",
+    ),
+    ("csv_export_peak_mb_1m", "pages: extra peak memory of that export (MB)", "max", "100"),
+    ("engine_vs_pandas_speedup_1m", "pages: old pandas redraw ÷ store redraw, 1M", None, ""),
 ]
 TABLE_START, TABLE_END = "<!-- bench:start -->", "<!-- bench:end -->"
 

@@ -99,8 +99,8 @@ class Services:
             env["TEST_PG_ADMIN_URL"] = f"postgresql://{where}/postgres"
         if self.redis:
             env["TEST_REDIS_URL"] = f"redis://{HOST}:{self.redis.port}/0"
-        if self.clickhouse:
-            # No database: each test appends /<its own>.
+        if self.clickhouse and not os.environ.get("TEST_CLICKHOUSE_URL"):
+            # No database: each test appends /<its own>. A real server named by the caller wins.
             env["TEST_CLICKHOUSE_URL"] = f"clickhouse://default@{HOST}:{self.clickhouse.port}"
         return env
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Prompt, SyncState, SyncStatus, utcnow
+from services.annotation_watch import AnnotationWatch
 from services.fact_writer import (
     KEYS_PER_STATEMENT,
     AnnotationBatch,
@@ -279,6 +280,8 @@ class PromptSync:
         self._slice_after: tuple[datetime, str] | None = None
         self._slice_read_at = float("-inf")
         self._horizon_read_at: dict[str, float] = {}
+        # Annotations of older spans, found by comparing summaries with Phoenix's.
+        self.watch = AnnotationWatch(phoenix, store)
 
     # Registry ---------------------------------------------------------------------------------
 
@@ -311,10 +314,11 @@ class PromptSync:
         fetcher = ThreadPoolExecutor(1, "phoenix-fetch")
         try:
             self.load_registry()
-            for project in self.phoenix.projects():
+            projects = self.phoenix.projects()
+            for project in projects:
                 result.projects.append(project["name"])
                 self._follow_project(project, result, pending, fetcher)
-            self._refresh_annotations(result, pending, started, fetcher)
+            self._refresh_annotations(result, pending, started, fetcher, projects)
         except Exception:
             # Pages committed before the failure are in our tables: pages must redraw and the
             # caches keyed by the watermark must not keep serving what came before them.
@@ -445,8 +449,9 @@ class PromptSync:
         pending: PendingAnnotations,
         tick_started: datetime,
         fetcher: ThreadPoolExecutor,
+        projects: Sequence[JSON] = (),
     ) -> None:
-        """Read the annotations of this tick's spans and re-read those of recent ones."""
+        """Read the annotations of this tick's spans, recent ones, and any whose summary moved."""
         now = utcnow()
         # A slice Phoenix failed to answer is taken again next tick, not skipped for a round.
         slice_before = (self._slice_after, self._slice_read_at)
@@ -454,13 +459,19 @@ class PromptSync:
         hot = recent_spans(self.store, now - ANNOTATION_HOT, tick_started, ANNOTATION_HOT_MAX_SPANS)
         due = time.monotonic() - self._slice_read_at >= ANNOTATION_SLICE_INTERVAL_S
         warm = self._next_slice(now) if due else []
-        for span in [*hot, *warm]:
+        watched = self.watch.due()
+        # After this tick's spans are stored, so they are not mistaken for missing ones.
+        changed = [s for p in projects for s in self.watch.changed_spans(p)] if watched else []
+        for span in [*hot, *warm, *changed]:
             pending.add(_span_ref(span))
         try:
             self._read_annotations(pending.take(), result, fetcher)
         except Exception:
             self._slice_after, self._slice_read_at = slice_before
             raise
+        # Only once read: a check that failed is made again next tick.
+        if watched:
+            self.watch.checked()
 
     def _read_annotations(
         self,

@@ -731,6 +731,8 @@ def test_pages_never_return_more_than_a_page(store: FactStore) -> None:
     assert latencies == sorted(latencies, reverse=True)
     traces = analytics.traces_page(store, everything_, limit=7, offset=3)
     assert len(traces.rows) == 7 and traces.total == 401
+    # The page title's count, without grouping the traces, says the same.
+    assert analytics.trace_count(store, everything_) == 401
     with pytest.raises(StoreError, match="cannot sort"):
         analytics.spans_page(store, everything_, sort="latency_ms; DROP TABLE llm_spans")
 
@@ -774,3 +776,31 @@ def test_json_rows_are_what_clickhouse_reads() -> None:
     assert lines == [["x\"'\n", "2026-03-02 12:00:00.000000"], [None, "2026-01-01 00:00:00.000000"]]
     with pytest.raises(StoreError, match="cannot store"):
         json_rows(("a",), [(object(),)])
+
+
+def test_the_newest_traces_from_the_newest_spans_equal_grouping_every_trace(
+    store: FactStore,
+) -> None:
+    # 400 traces of 3 spans; trace 0 also has 60 late spans, so its spans crowd the newest ones
+    # while it began first: the short path must notice and fall back, never show a wrong page.
+    late = [
+        span(10_000 + i, trace_id="trace-000000", start_time=T0 + timedelta(days=30, minutes=i))
+        for i in range(60)
+    ]
+    store.write_spans([span(i) for i in range(1200)] + late)
+    filters = analytics.Filters()
+    where, params = analytics._where(filters)
+    order = "start_time DESC, trace_id DESC"
+    for offset, limit in ((0, 10), (0, 100), (37, 5), (390, 10)):
+        page = analytics.traces_page(store, filters, offset=offset, limit=limit)
+        full = analytics._grouped_traces(store, where, params, order, offset, limit)
+        assert page.rows == full.rows, (offset, limit)
+        assert page.total == 400
+    # With the late spans the newest 20 spans are all trace 0's: undecidable, so it groups all.
+    assert analytics._newest_traces(store, where, params, 0, 1) is None
+    # Without them, the short path decides on its own and agrees with grouping.
+    narrow = analytics.Filters(end=T0 + timedelta(days=20))
+    where, params = analytics._where(narrow)
+    fast = analytics._newest_traces(store, where, params, 0, 10)
+    assert fast is not None
+    assert fast.rows == analytics._grouped_traces(store, where, params, order, 0, 10).rows

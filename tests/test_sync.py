@@ -247,6 +247,7 @@ def test_a_page_costs_a_few_statements_and_requests_however_many_spans(
 ) -> None:
     app, sync, _sessions = synced
     engine = get_services(app.server).engine
+    sync.watch.checked()  # its GraphQL requests are counted in their own test
     with counted(engine, sync.phoenix, monkeypatch) as seen:
         result = sync.tick()
     pages = [p for _m, path, p in seen["phoenix"] if path.endswith("/spans") and "span_kind" in p]
@@ -619,3 +620,59 @@ def test_annotation_refresh_takes_a_flat_slice_per_tick(
     assert [len(a) for a in asked[:3]] == [slice_size, slice_size, total - 2 * slice_size]
     assert set().union(*asked[:3]) == every  # every span of the day, each once per round
     assert asked[3] == asked[0]  # and round again
+
+
+def _span_score(store: FactStore, name: str) -> list[tuple[str, float]]:
+    """Return the live span annotations of a name: (span id, score)."""
+    return store.transport.query(
+        "SELECT span_id, score FROM span_annotations FINAL"
+        " WHERE name = {name:String} AND is_deleted = 0",
+        {"name": name},
+    ).rows
+
+
+def test_annotations_on_spans_synced_long_ago_appear_change_and_go(synced, sync_phoenix) -> None:
+    """The summary watch finds additions, edits and deletions however old the span."""
+    app, sync, _sessions = synced
+    sync.tick()
+    age_spans(sync.store, timedelta(days=3))  # beyond the hot window and the day's slices
+    sync.watch.interval_s = 0.0
+    assert not sync.tick().changed  # our summaries equal Phoenix's: nothing to re-read
+    span, project = sync.store.transport.query(
+        "SELECT span_id, project FROM llm_spans ORDER BY start_time LIMIT 1"
+    ).rows[0]
+    name = f"offline-{uuid.uuid4().hex[:8]}"
+    post_annotation(sync_phoenix.url, "span", span, name, 0.25)
+    assert sync.tick().annotations == 1
+    assert _span_score(sync.store, name) == [(span, 0.25)]
+    post_annotation(sync_phoenix.url, "span", span, name, 0.75)  # same identifier: an edit
+    assert sync.tick().annotations == 1
+    assert _span_score(sync.store, name) == [(span, 0.75)]
+    requests.delete(
+        f"{sync_phoenix.url}/v1/projects/{project}/span_annotations",
+        params={"name": name, "delete_all": "true"},
+        timeout=30,
+    ).raise_for_status()
+    assert sync.tick().annotations == 1
+    assert _span_score(sync.store, name) == []
+    assert not sync.tick().changed
+    assert our_counts(get_services(app.server)) == phoenix_truth(sync_phoenix.url)
+
+
+def test_an_idle_summary_check_costs_two_requests_a_project(
+    synced, sync_phoenix, monkeypatch
+) -> None:
+    _app, sync, _sessions = synced
+    sync.tick()
+    projects = sync.phoenix.projects()
+    asked: list[str] = []
+    real = sync.phoenix.request
+
+    def request(method: str, path: str, **kwargs: Any):
+        asked.append(path)
+        return real(method, path, **kwargs)
+
+    monkeypatch.setattr(sync.phoenix, "request", request)
+    for project in projects:
+        assert sync.watch.changed_spans(project) == []
+    assert len(asked) <= 2 * len(projects)
