@@ -35,6 +35,7 @@ from bench.store_bench import (
     _evict_page_cache,
     _reset_peak,
     _status_kb,
+    run_child,
     summarise,
     write_results,
 )
@@ -351,26 +352,13 @@ def measure_pandas(size: str, rounds: int) -> dict[str, float]:
     return values
 
 
-def _child(*args: str) -> dict[str, float]:
-    """Run this module in a fresh process and return the JSON it prints last."""
-    output = subprocess.run(
-        [sys.executable, "-m", "bench.page_bench", *args],
-        cwd=PROJECT_DIR,
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    ).stdout
-    values: dict[str, float] = json.loads(output.strip().splitlines()[-1])
-    return values
-
-
 def _round(sizes: list[str]) -> dict[str, float]:
     """Measure every page and the analytics redraw once per size, each in a fresh process."""
     measured: dict[str, float] = {}
     for size in sizes:
-        measured.update(_child("--analytics", size))
+        measured.update(run_child("bench.page_bench", "--analytics", size))
         for page in PAGES:
-            measured.update(_child("--page", size, page))
+            measured.update(run_child("bench.page_bench", "--page", size, page))
         # The web process's peak: the largest of the processes that served this size's redraws.
         measured[f"web_peak_rss_mb_{size}"] = max(
             v for k, v in measured.items() if k.startswith(f"web_peak_rss_mb_{size}_")
@@ -424,9 +412,15 @@ def main(argv: list[str] | None = None) -> int:
             rounds.append(_round(args.sizes if index % 2 == 0 else args.sizes[::-1]))
         values.update(summarise(rounds))
     if "export" not in args.skip and "1m" in args.sizes:
-        values.update(summarise([_child("--export", "1m") for _ in range(args.rounds)]))
+        values.update(
+            summarise([run_child("bench.page_bench", "--export", "1m") for _ in range(args.rounds)])
+        )
     if "pandas" not in args.skip and "1m" in args.sizes:
-        values.update(_child("--pandas", "1m", "--pandas-rounds", str(args.pandas_rounds)))
+        values.update(
+            run_child(
+                "bench.page_bench", "--pandas", "1m", "--pandas-rounds", str(args.pandas_rounds)
+            )
+        )
     for key, value in sorted(values.items()):
         log.info("%s = %s", key, value)
     if not args.no_write:

@@ -183,10 +183,10 @@ def measure_export(size: str) -> dict[str, float]:
         store.close()
 
 
-def _child(*args: str) -> dict[str, float]:
-    """Run this module in a fresh process and return the JSON it prints last."""
+def run_child(module: str, *args: str) -> dict[str, float]:
+    """Run a bench module in a fresh process and return the JSON it prints last."""
     output = subprocess.run(
-        [sys.executable, "-m", "bench.store_bench", *args],
+        [sys.executable, "-m", module, *args],
         cwd=PROJECT_DIR,
         check=True,
         stdout=subprocess.PIPE,
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     for size in args.sizes:
-        _child("--seed", size)
+        run_child("bench.store_bench", "--seed", size)
     # Sizes alternate round by round (1m, 10m, 10m, 1m, ...), so drift on a shared machine hits
     # both alike; each figure is the median over rounds, with its quartiles.
     rounds: list[dict[str, float]] = []
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         order = args.sizes if index % 2 == 0 else list(reversed(args.sizes))
         measured: dict[str, float] = {}
         for size in order:
-            measured.update(_child("--redraw", size))
+            measured.update(run_child("bench.store_bench", "--redraw", size))
         if {"1m", "10m"} <= set(args.sizes):
             measured["store_redraw_growth_ratio"] = (
                 measured["store_redraw_cold_ms_10m"] / measured["store_redraw_cold_ms_1m"]
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds.append(measured)
     values = summarise(rounds)
     if "1m" in args.sizes:
-        values.update(_child("--export", "1m"))
+        values.update(run_child("bench.store_bench", "--export", "1m"))
     for key, value in sorted(values.items()):
         log.info("%s = %s", key, value)
     if not args.no_write:

@@ -937,6 +937,8 @@ def traces_page(
     return Page(result.columns, result.rows, _trace_count(store, where, params), offset, limit)
 
 
+# A very large window spills the per-trace table to disk rather than growing the process.
+SPILL_SETTINGS = "SETTINGS max_bytes_before_external_group_by = 200000000"
 # The newest traces (the grid's default order) are found among the newest spans: this many
 # spans a row asked for are read; only if that cannot decide is every trace grouped.
 NEWEST_SPANS_PER_ROW = 20
@@ -947,10 +949,8 @@ def _grouped_traces(
     store: FactStore, where: str, params: dict[str, Any], order: str, offset: int, limit: int
 ) -> Result:
     """Group every filtered trace, then return one sorted page of them."""
-    # A very large window spills the per-trace table to disk rather than growing the process.
-    settings = "SETTINGS max_bytes_before_external_group_by = 200000000"
     paged = f"{traces_sql(where)} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
-    return store.transport.query(f"{paged} {settings}", params)
+    return store.transport.query(f"{paged} {SPILL_SETTINGS}", params)
 
 
 def _newest_traces(

@@ -14,6 +14,7 @@ from typing import Any
 from store.analytics import (
     ANNOTATIONS,
     EXPORT_BATCH_ROWS,
+    SPILL_SETTINGS,
     Filters,
     Page,
     _finite,
@@ -52,8 +53,6 @@ TRACE_EXPORT_COLUMNS = (
     "status",
 )
 HISTOGRAM_BINS = 40
-# A per-trace table can outgrow memory on a wide window: spill it to disk instead.
-_SPILL = "SETTINGS max_bytes_before_external_group_by = 200000000"
 
 
 @_releasing
@@ -116,7 +115,7 @@ def iter_traces(
 ) -> Generator[tuple[tuple[str, ...], list[tuple[Any, ...]]], None, None]:
     """Yield (columns, rows) batches of every filtered trace, as traces_page shapes them."""
     where, params = _where(filters)
-    sql = f"{traces_sql(where)} {_SPILL}"
+    sql = f"{traces_sql(where)} {SPILL_SETTINGS}"
     return _stream(store, sql, params, batch_rows)
 
 

@@ -19,7 +19,7 @@ from devtools.signin import csrf_token
 from services import tokens
 from settings import DEV_SECRET_KEY, PROJECT_DIR, Settings, SettingsError
 
-from .conftest import PASSWORD, TEST_SECRET, AuthActions
+from .conftest import TEST_SECRET, AuthActions
 
 # The development key ------------------------------------------------------------------------
 
@@ -264,4 +264,3 @@ def test_phoenix_keeps_its_own_csp_with_framing_limited_to_us(settings, phoenix_
     policy = response.headers["Content-Security-Policy"]
     assert "connect-src 'none'" in policy and "worker-src 'none'" in policy
     assert policy.endswith("frame-ancestors 'self'")
-    assert PASSWORD  # the shared fixture password signs in above
