@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import statistics
 import subprocess
@@ -38,7 +39,7 @@ from typing import Any
 
 from bench.store_seed import END, PROJECT, SEEDER_VERSION, START, seed
 from settings import PROJECT_DIR
-from store import analytics
+from store import analytics, slices
 from store.facts import FactStore, open_store
 
 log = logging.getLogger("bench.store")
@@ -90,6 +91,14 @@ def _seeded(store: FactStore, rows: int) -> bool:
     return (rows, SEEDER_VERSION) in [(int(r), int(s)) for r, s in found]
 
 
+def _slice(store: FactStore, size: str) -> None:
+    """Build the slices of every seeded day, as the sync worker does after its ticks."""
+    started = time.perf_counter()
+    built = slices.refresh(store, before=END.date())
+    if built:
+        log.info("%s: %d day slices built in %.1f s", size, built, time.perf_counter() - started)
+
+
 def ensure_seeded(size: str) -> None:
     """Seed a size once, then merge every partition into one part (the settled steady state)."""
     rows = SIZES[size]
@@ -97,6 +106,7 @@ def ensure_seeded(size: str) -> None:
     try:
         if _seeded(store, rows):
             log.info("%s: reusing the seeded store", size)
+            _slice(store, size)
             return
         store.drop()
     finally:
@@ -111,6 +121,7 @@ def ensure_seeded(size: str) -> None:
         log.info(
             "%s: %d day partitions merged in %.1f s", size, merged, time.perf_counter() - started
         )
+        _slice(store, size)
         _seeded(store, rows)  # creates bench_meta
         store.transport.insert(
             "bench_meta",
@@ -183,6 +194,91 @@ def measure_export(size: str) -> dict[str, float]:
         store.close()
 
 
+def _relative(a: float | None, b: float | None) -> float:
+    """Return |a - b| / |b| (0 when both are None, infinite when only one is)."""
+    if a is None or b is None:
+        return 0.0 if a is None and b is None else math.inf
+    return abs(a - b) / max(abs(b), 1e-300) if a != b else 0.0
+
+
+def _numpy_metrics(latency: Any, errors: Any, tokens: Any, cost: Any) -> dict[str, Any]:
+    """Compute a Metrics' numbers independently with numpy (linear-interpolated quantiles)."""
+    import numpy as np
+
+    known_tokens, known_cost = tokens[~np.isnan(tokens)], cost[~np.isnan(cost)]
+    p50, p95, p99 = (float(v) for v in np.quantile(latency, [0.5, 0.95, 0.99]))
+    return {
+        "count": len(latency),
+        "errors": int(errors.sum()),
+        "error_rate": float(errors.mean()),
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "p99_ms": p99,
+        "tokens": float(known_tokens.sum()),
+        "tokens_mean": float(known_tokens.mean()),
+        "tokens_unknown": int(len(tokens) - len(known_tokens)),
+        "cost": float(known_cost.sum()),
+        "cost_mean": float(known_cost.mean()),
+        "cost_unknown": int(len(cost) - len(known_cost)),
+    }
+
+
+def measure_exactness(size: str) -> dict[str, float]:
+    """Compare the redraw's KPIs and per-version rows with numpy over the same rows."""
+    import numpy as np
+    import pandas as pd
+
+    store = _open(size)
+    try:
+        drawn = analytics.redraw(store, _view())
+        # The same rows, read whole: FINAL, the view's filters, no aggregate in the engine.
+        where, params = analytics._where(_view())
+        columns = "prompt_id, prompt_version, status = 'ERROR' AS error, latency_ms, cost"
+        tokens = "toFloat64OrNull(toString(total_tokens)) AS tokens"
+        sql = f"SELECT {columns}, {tokens} FROM llm_spans FINAL WHERE {where}"  # noqa: S608
+        spans = store.transport.query(sql, params)
+        frame = pd.DataFrame(spans.rows, columns=list(spans.columns))
+        notes_where, notes_params = analytics._where(_view(), analytics.ANNOTATIONS)
+        live = f"{notes_where} AND is_deleted = 0"
+        sql = f"SELECT name, prompt_id, prompt_version, score FROM span_annotations FINAL WHERE {live}"  # noqa: E501, S608
+        notes = store.transport.query(sql, notes_params)
+        scores = pd.DataFrame(notes.rows, columns=list(notes.columns))
+    finally:
+        store.close()
+
+    def numpy_of(part: pd.DataFrame) -> dict[str, Any]:
+        return _numpy_metrics(
+            part["latency_ms"].to_numpy(float),
+            part["error"].to_numpy(bool),
+            part["tokens"].to_numpy(float),
+            part["cost"].to_numpy(float),
+        )
+
+    errors = []
+    pairs = [(drawn.kpis.metrics, numpy_of(frame), drawn.kpis.scores, scores)]
+    for row in drawn.breakdown:
+        key = row.key
+        mine = (frame["prompt_id"] == key.prompt_id) & (
+            frame["prompt_version"] == key.prompt_version
+        )
+        theirs = (scores["prompt_id"] == key.prompt_id) & (
+            scores["prompt_version"] == key.prompt_version
+        )
+        pairs.append((row.metrics, numpy_of(frame[mine]), row.scores, scores[theirs]))
+    for metrics, expected, evaluators, notes_part in pairs:
+        for name, value in expected.items():
+            errors.append(_relative(getattr(metrics, name), value))
+        for evaluator in evaluators:
+            mean = notes_part.loc[notes_part["name"] == evaluator.name, "score"].dropna().mean()
+            errors.append(_relative(evaluator.mean, float(mean)))
+    worst = max(errors)
+    log.info("%s: %d numbers compared, worst relative error %.3g", size, len(errors), worst)
+    return {
+        f"exactness_max_rel_error_{size}": float(np.format_float_scientific(worst, 3)),
+        f"exactness_numbers_compared_{size}": float(len(errors)),
+    }
+
+
 def run_child(module: str, *args: str) -> dict[str, float]:
     """Run a bench module in a fresh process and return the JSON it prints last."""
     output = subprocess.run(
@@ -222,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", choices=list(SIZES), help=argparse.SUPPRESS)
     parser.add_argument("--redraw", choices=list(SIZES), help=argparse.SUPPRESS)
     parser.add_argument("--export", choices=list(SIZES), help=argparse.SUPPRESS)
+    parser.add_argument("--exactness", choices=list(SIZES), help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=5, help="fresh processes per size")
     parser.add_argument("--no-write", action="store_true", help="print, do not write results")
     args = parser.parse_args(argv)
@@ -236,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.export:
         print(json.dumps(measure_export(args.export)))
+        return 0
+    if args.exactness:
+        print(json.dumps(measure_exactness(args.exactness)))
         return 0
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     for size in args.sizes:
@@ -259,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     values = summarise(rounds)
     if "1m" in args.sizes:
         values.update(run_child("bench.store_bench", "--export", "1m"))
+        values.update(run_child("bench.store_bench", "--exactness", "1m"))
     for key, value in sorted(values.items()):
         log.info("%s = %s", key, value)
     if not args.no_write:

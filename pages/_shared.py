@@ -17,7 +17,7 @@ from dash import (
 
 from components.live import create_live_status
 from services import prompt_filters, tables
-from services.analytics import fact_store
+from services.analytics import fact_store, watermark
 from services.container import get_services
 from services.filters import FilterState, parse_query
 from services.live import poll_watermark
@@ -138,7 +138,8 @@ def table_context(search: str | None) -> tables.Context:
     with get_services().sessions() as db:
         filters = prompt_filters.resolve(db, state)
         names = prompt_filters.prompt_names(db)
-    return tables.Context(fact_store(), filters, names)
+        mark = watermark(db)
+    return tables.Context(fact_store(), filters, names, mark=mark)
 
 
 def register_paged_grid(grid_id: str, table_name: str) -> None:

@@ -95,7 +95,7 @@ register_filter_callbacks(PAGE)
 register_paged_grid(GRID, TABLE.name)
 
 
-def _charts(store: FactStore, filters: Filters, names: PromptNames) -> tuple[Any, ...]:
+def _charts(store: FactStore, filters: Filters, names: PromptNames, mark: int) -> tuple[Any, ...]:
     """Draw the score boxes, label shares and trend, and count the evaluations."""
     spreads = views.score_spreads(store, filters)
     summaries = store_analytics.score_summary(store, filters)
@@ -121,7 +121,7 @@ def _charts(store: FactStore, filters: Filters, names: PromptNames) -> tuple[Any
         for share in s.labels
     ]
     points = [(f"{t.name} · {labels[_plain(t.key)]}", t.bucket, t.mean) for t in trend]
-    total = views.evaluations_page(store, filters, limit=1).total
+    total = tables.table_total("evaluations", tables.Context(store, filters, names, mark=mark))
     return (
         create_score_box(boxes, "Score distribution"),
         create_label_bars(shares, "Label shares"),
@@ -156,7 +156,7 @@ def redraw(mark: int | None, search: str | None) -> tuple[Any, ...]:
         message = prompt_filters.unknown_filter_message(db, store, state)
         sync_mark = analytics.watermark(db)
     scores, labels, trend, total = analytics.cached(
-        f"{PAGE}-page", filters, sync_mark, lambda: _charts(store, filters, names)
+        f"{PAGE}-page", filters, sync_mark, lambda: _charts(store, filters, names, sync_mark)
     )
     return (
         scores,

@@ -112,7 +112,8 @@ def redraw(mark: int | None, search: str | None) -> tuple[Any, ...]:
     def draw() -> tuple[Any, ...]:
         # A count, not a page of one: grouping every trace only to read the total cost 12 s at
         # 10M spans (bench/page_bench.py); the grid asks for its own rows.
-        total = store_analytics.trace_count(store, filters)
+        context = tables.Context(store, filters, prompt_filters.PromptNames({}, {}), mark=sync_mark)
+        total = tables.table_total("traces", context)
         volume = store_analytics.time_series(store, filters)
         points = [("LLM calls", p.bucket, float(p.metrics.count)) for p in volume.points]
         return (

@@ -16,6 +16,7 @@ from db.models import AnnotationFact, PromptEvaluation, PromptTrace, SpanFact, u
 from services.span_facts import AnnotationFacts, SpanFacts, parse_time
 from store.facts import FactStore, SpanAnnotationRow, SpanRow, TraceAnnotationRow
 from store.sync_queries import (
+    UNSYNCED_TRACE_ANNOTATIONS,
     HeldAnnotation,
     clear_facts,
     held_span_annotations,
@@ -62,6 +63,15 @@ class SpanRef:
 
 
 @dataclass(frozen=True)
+class TraceRef:
+    """A trace whose annotations a batch holds all of, as the annotation watch read it."""
+
+    trace_id: str
+    start_time: datetime | None  # Phoenix's (the earliest start of its spans); None: not read
+    synced: bool  # whether we store an LLM span of it
+
+
+@dataclass(frozen=True)
 class TraceAnnotationFacts:
     """Name, label and score of one trace annotation."""
 
@@ -93,10 +103,10 @@ def trace_annotation_facts(project: str, annotation: JSON, now: datetime) -> Tra
 
 @dataclass(frozen=True)
 class AnnotationBatch:
-    """Every annotation Phoenix held, when read_at it was asked, for some spans and their traces.
+    """Every annotation Phoenix held, when read_at it was asked, for some spans and traces.
 
-    Complete for those spans and traces: an annotation stored for one of them that is not here
-    was deleted in Phoenix.
+    Complete for those spans, their traces and `traces` (which the annotation watch reads on
+    their own): an annotation stored for one of them that is not here was deleted in Phoenix.
     """
 
     project: str
@@ -104,6 +114,7 @@ class AnnotationBatch:
     spans: Mapping[str, SpanRef]
     span_annotations: Sequence[AnnotationFacts]
     trace_annotations: Sequence[TraceAnnotationFacts] = field(default=())
+    traces: Mapping[str, TraceRef] = field(default_factory=dict)
 
 
 class FactWriter(Protocol):
@@ -326,7 +337,9 @@ class StoreFactWriter:
 
     The store keeps every version of a row and reads the newest (FINAL), so a re-read page or
     two replicas writing at once never count twice; annotations that Phoenix no longer holds
-    for a span (or trace) that was re-read are written again as deleted.
+    for a span (or trace) that was re-read are written again as deleted. A trace annotation keeps
+    its trace's start time in Phoenix: from the watch's reads, else from what the store holds of
+    the trace, else none (NULL), which the annotation watch's next check asks Phoenix for.
     """
 
     def __init__(self, store: FactStore, sessions: sessionmaker[Session]) -> None:
@@ -358,7 +371,7 @@ class StoreFactWriter:
         # The last copy of an annotation wins; one of a span we were not given cannot be sliced.
         latest = {f.annotation_id: f for f in batch.span_annotations if f.span_id in spans}
         fresh_spans, gone_spans = self._span_changes(batch, latest)
-        fresh_traces, gone_traces = self._trace_changes(batch)
+        trace_rows, unsynced_rows = self._trace_changes(batch)
         # Versioned by when Phoenix was asked: a replica that read it later wins either way.
         self.store.write_span_annotations(
             [
@@ -367,15 +380,12 @@ class StoreFactWriter:
             ],
             synced_at=batch.read_at,
         )
-        self.store.write_trace_annotations(
-            [
-                *(self._trace_row(f, deleted=False) for f in fresh_traces),
-                *(self._trace_row(f, deleted=True) for f in gone_traces),
-            ],
-            synced_at=batch.read_at,
-        )
+        self.store.write_trace_annotations(trace_rows, synced_at=batch.read_at)
+        if unsynced_rows:
+            self.store.write_unsynced_trace_annotations(unsynced_rows, synced_at=batch.read_at)
         self._link(latest.values(), [f.annotation_id for f in gone_spans])
-        return len(fresh_spans) + len(gone_spans) + len(fresh_traces) + len(gone_traces)
+        # The annotations of traces without our spans change no page, so they are not counted.
+        return len(fresh_spans) + len(gone_spans) + len(trace_rows)
 
     def _span_changes(
         self, batch: AnnotationBatch, latest: Mapping[str, AnnotationFacts]
@@ -425,36 +435,79 @@ class StoreFactWriter:
 
     def _trace_changes(
         self, batch: AnnotationBatch
-    ) -> tuple[list[TraceAnnotationFacts], list[TraceAnnotationFacts]]:
-        """Return the trace annotations that are new or changed, and those deleted in Phoenix."""
-        traces = sorted({span.trace_id for span in batch.spans.values()})
-        if not traces:
+    ) -> tuple[list[TraceAnnotationRow], list[TraceAnnotationRow]]:
+        """Return the new, changed and deleted trace annotation rows: ours, and the others'."""
+        refs = {s.trace_id: TraceRef(s.trace_id, None, synced=True) for s in batch.spans.values()}
+        refs.update(batch.traces)
+        if not refs:
             return [], []
-        latest = {f.annotation_id: f for f in batch.trace_annotations if f.trace_id in traces}
-        held = {
-            h.annotation_id: h for h in held_trace_annotations(self.store, batch.project, traces)
-        }
+        latest = {f.annotation_id: f for f in batch.trace_annotations if f.trace_id in refs}
+        ours = sorted(t for t, ref in refs.items() if ref.synced)
+        rows = self._trace_rows(
+            batch,
+            refs,
+            {a: f for a, f in latest.items() if refs[f.trace_id].synced},
+            held_trace_annotations(self.store, batch.project, ours),
+        )
+        if not batch.traces:
+            return rows, []
+        # Only the watch reads traces on their own, and only it compares the other table: there
+        # a trace that has become ours (its LLM spans came after its annotation) is deleted too.
+        others = self._trace_rows(
+            batch,
+            refs,
+            {a: f for a, f in latest.items() if not refs[f.trace_id].synced},
+            held_trace_annotations(
+                self.store, batch.project, sorted(refs), table=UNSYNCED_TRACE_ANNOTATIONS
+            ),
+        )
+        return rows, others
+
+    def _trace_rows(
+        self,
+        batch: AnnotationBatch,
+        refs: Mapping[str, TraceRef],
+        latest: Mapping[str, TraceAnnotationFacts],
+        held_rows: Sequence[HeldAnnotation],
+    ) -> list[TraceAnnotationRow]:
+        """Return the rows one table needs: annotations new or changed, and held ones gone."""
+        held = {h.annotation_id: h for h in held_rows}
+        held_starts = {h.target_id: h.copied[0] for h in held_rows if h.copied[0] is not None}
         fresh = []
         for f in latest.values():
             h = held.get(f.annotation_id)
+            read = refs[f.trace_id].start_time
             mine = (f.trace_id, f.name, f.annotator_kind, f.label, f.score)
-            if h is None or mine != (h.target_id, h.name, h.annotator_kind, h.label, h.score):
+            if (
+                h is None
+                or mine != (h.target_id, h.name, h.annotator_kind, h.label, h.score)
+                # A start read now that the store lacks or has otherwise (a later, earlier span).
+                or (read is not None and not _same_instant(read, h.copied[0]))
+            ):
                 fresh.append(f)
-        gone = [
-            TraceAnnotationFacts(
-                h.annotation_id,
-                h.target_id,
-                batch.project,
-                h.name,
-                h.annotator_kind,
-                h.label,
-                h.score,
-                batch.read_at,
+        rows = [
+            self._trace_row(
+                f, refs[f.trace_id].start_time or held_starts.get(f.trace_id), deleted=False
+            )
+            for f in fresh
+        ]
+        rows += [
+            TraceAnnotationRow(
+                annotation_id=h.annotation_id,
+                trace_id=h.target_id,
+                project=batch.project,
+                name=h.name,
+                annotator_kind=h.annotator_kind,
+                label=h.label,
+                score=h.score,
+                updated_at=batch.read_at,
+                is_deleted=True,
+                trace_start_time=h.copied[0],
             )
             for h in held.values()
             if h.annotation_id not in latest
         ]
-        return fresh, gone
+        return rows
 
     @staticmethod
     def _span_row(f: AnnotationFacts, span: SpanRef, *, deleted: bool) -> SpanAnnotationRow:
@@ -479,8 +532,10 @@ class StoreFactWriter:
         )
 
     @staticmethod
-    def _trace_row(f: TraceAnnotationFacts, *, deleted: bool) -> TraceAnnotationRow:
-        """Map a trace annotation to the store's row."""
+    def _trace_row(
+        f: TraceAnnotationFacts, trace_start: datetime | None, *, deleted: bool
+    ) -> TraceAnnotationRow:
+        """Map a trace annotation to the store's row, with its trace's start time."""
         return TraceAnnotationRow(
             annotation_id=f.annotation_id,
             trace_id=f.trace_id,
@@ -491,6 +546,7 @@ class StoreFactWriter:
             score=f.score,
             updated_at=f.updated_at,
             is_deleted=deleted,
+            trace_start_time=trace_start,
         )
 
     def _link(self, annotations: Any, deleted: Sequence[str]) -> None:

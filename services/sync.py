@@ -17,13 +17,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Prompt, SyncState, SyncStatus, utcnow
-from services.annotation_watch import AnnotationWatch
+from services.annotation_watch import AnnotationWatch, Range, trace_start_times
 from services.fact_writer import (
     KEYS_PER_STATEMENT,
     AnnotationBatch,
     FactWriter,
     SpanRef,
     StoreFactWriter,
+    TraceRef,
     trace_annotation_facts,
     upsert,
 )
@@ -42,11 +43,13 @@ from services.span_facts import (
     SpanFacts,
     annotation_facts,
     is_llm,
+    parse_time,
     registry_versions,
     span_facts,
 )
+from store.annotation_summaries import traces_started
 from store.facts import FactStore
-from store.sync_queries import HeldSpan, recent_spans
+from store.sync_queries import HeldSpan, recent_spans, synced_traces
 
 log = logging.getLogger(__name__)
 PROCESS_NAME = f"{socket.gethostname()}:{os.getpid()}"
@@ -451,7 +454,10 @@ class PromptSync:
         fetcher: ThreadPoolExecutor,
         projects: Sequence[JSON] = (),
     ) -> None:
-        """Read the annotations of this tick's spans, recent ones, and any whose summary moved."""
+        """Read the annotations of this tick's spans, recent ones, and any whose summary moved.
+
+        Any, that is, of spans or traces: traces whose summaries moved are read on their own.
+        """
         now = utcnow()
         # A slice Phoenix failed to answer is taken again next tick, not skipped for a round.
         slice_before = (self._slice_after, self._slice_read_at)
@@ -462,6 +468,7 @@ class PromptSync:
         watched = self.watch.due()
         # After this tick's spans are stored, so they are not mistaken for missing ones.
         changed = [s for p in projects for s in self.watch.changed_spans(p)] if watched else []
+        traces = [(p, self.watch.changed_traces(p)) for p in projects] if watched else []
         for span in [*hot, *warm, *changed]:
             pending.add(_span_ref(span))
         try:
@@ -469,6 +476,9 @@ class PromptSync:
         except Exception:
             self._slice_after, self._slice_read_at = slice_before
             raise
+        # After the spans' reads, which write trace annotations without their traces' starts.
+        for project, leaves in traces:
+            self._read_traces(project, leaves, result)
         # Only once read: a check that failed is made again next tick.
         if watched:
             self.watch.checked()
@@ -523,6 +533,52 @@ class PromptSync:
                 trace_annotation_facts(project, a, read_at) for a in trace_annotations
             ],
         )
+
+    def _read_traces(self, project_node: JSON, leaves: Sequence[Range], result: TickResult) -> None:
+        """Read again all annotations of every trace started in these ranges, and write them."""
+        if not leaves:
+            return
+        project = project_node["name"]
+        starts: dict[str, datetime] = {}
+        ends: dict[str, datetime] = {}
+        held: set[str] = set()
+        for leaf in leaves:
+            # Phoenix's traces there: the ones its summaries counted.
+            for trace in self.phoenix.traces(
+                project, start=leaf.start, end=leaf.end, limit=PAGE_LIMIT
+            ):
+                starts[trace["trace_id"]] = parse_time(trace["start_time"])
+                ends[trace["trace_id"]] = parse_time(trace["end_time"])
+            held |= traces_started(self.store, project, leaf.start, leaf.end)
+        # Held there but not listed: deleted in Phoenix, or started earlier since.
+        if moved := sorted(held - starts.keys()):
+            starts |= trace_start_times(self.phoenix, project_node["id"], moved)
+        # By start, so that each chunk's spans lie in a short stretch of the store.
+        ids = sorted(starts, key=lambda t: (starts[t], t)) + sorted(held - starts.keys())
+        for first in range(0, len(ids), ANNOTATION_CHUNK):
+            chunk = ids[first : first + ANNOTATION_CHUNK]
+            known = [starts[t] for t in chunk if t in starts]
+            known_ends = [ends[t] for t in chunk if t in ends]
+            ours = synced_traces(
+                self.store,
+                project,
+                chunk,
+                min(known) if len(known) == len(chunk) else None,
+                max(known_ends) if len(known_ends) == len(chunk) else None,
+            )
+            read_at = utcnow()
+            annotations = list(self.phoenix.trace_annotations(project, chunk))
+            batch = AnnotationBatch(
+                project=project,
+                read_at=read_at,
+                spans={},
+                span_annotations=[],
+                trace_annotations=[
+                    trace_annotation_facts(project, a, read_at) for a in annotations
+                ],
+                traces={t: TraceRef(t, starts.get(t), t in ours) for t in chunk},
+            )
+            result.annotations += self.writer.write_annotations(batch)
 
     def _next_slice(self, now: datetime) -> list[HeldSpan]:
         """Take the next slice of the day's older spans; after the oldest, start over."""

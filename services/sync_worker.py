@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from flask import Flask
@@ -14,9 +15,12 @@ from services.cache import REDIS_SOCKET_TIMEOUT_S, RedisOutage, redis_label
 from services.phoenix import PhoenixError
 from services.sync import PromptSync, TickResult
 from settings import Settings
+from store import slices
 from store.transport import StoreError
 
 log = logging.getLogger(__name__)
+# Closed days are merged and sliced after a tick that wrote, and at least this often.
+MAINTAIN_INTERVAL_S = 60.0
 
 
 class SyncLock:
@@ -97,12 +101,28 @@ class SyncWorker:
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
         self.delays: list[float] = []  # the waits between ticks, for logs and tests
+        self._maintained_at = float("-inf")
 
     def run_once(self) -> TickResult | None:
-        """Tick if this process holds the deployment's lock."""
+        """Tick if this process holds the deployment's lock, then keep the store's days."""
         if not self.lock.acquire():
             return None
-        return self.sync.tick()
+        result = self.sync.tick()
+        now = time.monotonic()
+        if result.changed or now - self._maintained_at >= MAINTAIN_INTERVAL_S:
+            self._maintained_at = now
+            self.maintain()
+        return result
+
+    def maintain(self) -> None:
+        """Merge each closed day into one part, then build the slices of closed days.
+
+        Under the sync lock, so one replica does it. Reads are right without either: merging
+        makes FINAL free on a day, and slices let a redraw skip the day's rows.
+        """
+        store = self.sync.store
+        store.settle()
+        slices.refresh(store)
 
     def run(self) -> None:
         """Loop until stopped."""

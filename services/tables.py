@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from services.analytics import cached
 from services.prompt_filters import PromptNames
 from store import analytics as store_analytics
 from store import views
@@ -51,6 +52,9 @@ class Context:
     filters: Filters
     names: PromptNames
     args: Mapping[str, str] = field(default_factory=dict)
+    # The sync's watermark when known: a paged table's total is then counted once per
+    # (filters, watermark) and shared with the page's title (table_total).
+    mark: int | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,7 @@ def _shaper(
 
 
 def _paged(
+    name: str,
     columns: tuple[Column, ...],
     query: Callable[..., Page],
     default_sort: str,
@@ -143,6 +148,7 @@ def _paged(
 
     def page(context: Context, request: PageRequest) -> TablePage:
         sort = sorts.get(request.sort or "", default_sort)
+        total = table_total(name, context) if context.mark is not None else None
         result = query(
             context.store,
             context.filters,
@@ -150,6 +156,7 @@ def _paged(
             descending=request.descending,
             offset=request.offset,
             limit=request.limit,
+            total=total,
         )
         shape = _shaper(columns, context.names)
         return TablePage(columns, [shape(result.columns, r) for r in result.rows], result.total)
@@ -372,7 +379,7 @@ TABLES: dict[str, Table] = {
             "LLM calls",
             LLM_CALL_COLUMNS,
             _streamed(LLM_CALL_COLUMNS, store_analytics.iter_spans),
-            _paged(LLM_CALL_COLUMNS, store_analytics.spans_page, "start_time"),
+            _paged("llm-calls", LLM_CALL_COLUMNS, store_analytics.spans_page, "start_time"),
             "params.data.span_id",
         ),
         Table(
@@ -380,7 +387,7 @@ TABLES: dict[str, Table] = {
             "traces",
             TRACE_COLUMNS,
             _streamed(TRACE_COLUMNS, views.iter_traces),
-            _paged(TRACE_COLUMNS, store_analytics.traces_page, "start_time"),
+            _paged("traces", TRACE_COLUMNS, store_analytics.traces_page, "start_time"),
             "params.data.trace_id",
         ),
         Table(
@@ -388,7 +395,7 @@ TABLES: dict[str, Table] = {
             "evaluations",
             EVALUATION_COLUMNS,
             _streamed(EVALUATION_COLUMNS, views.iter_evaluations),
-            _paged(EVALUATION_COLUMNS, views.evaluations_page, "span_start_time"),
+            _paged("evaluations", EVALUATION_COLUMNS, views.evaluations_page, "span_start_time"),
             "params.data.span_id + ':' + params.data.annotation_id",
         ),
         Table("versions", "Prompt versions", VERSION_COLUMNS, version_rows),
@@ -396,6 +403,31 @@ TABLES: dict[str, Table] = {
         Table("comparison", "Comparison", COMPARISON_COLUMNS, comparison_rows),
     )
 }
+
+
+# How each paged table counts its rows, without reading any.
+COUNTS: dict[str, Callable[[FactStore, Filters], int]] = {
+    "llm-calls": store_analytics.span_count,
+    "traces": store_analytics.trace_count,
+    "evaluations": views.evaluation_count,
+}
+
+
+def table_total(name: str, context: Context) -> int:
+    """Count a paged table's rows, once per (filters, watermark) when the watermark is known.
+
+    The page's title and the grid's row count share this: at 10M spans a trace count takes
+    0.3-0.4 s, which a page load paid twice.
+    """
+    count = COUNTS[name]
+    if context.mark is None:
+        return count(context.store, context.filters)
+    return cached(
+        f"total:{name}",
+        context.filters,
+        context.mark,
+        lambda: count(context.store, context.filters),
+    )
 
 
 def table(name: str) -> Table:

@@ -17,18 +17,19 @@ any prompt and an empty set means none.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import math
 from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
+from store import slices
 from store.facts import FactStore
+from store.filters import ANNOTATIONS, SPANS, Filters, PromptSet
+from store.filters import where as _where
 from store.transport import Result, StoreError
 
 Split = Literal["version", "model"]
@@ -89,84 +90,9 @@ def _releasing(
     return run
 
 
-# Filters ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PromptSet:
-    """Prompts picked by our Prompt row ids and/or template hashes; a row matches either."""
-
-    ids: tuple[str, ...] = ()
-    hashes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Filters:
-    """What an analyst narrowed the facts to; the time range is half-open [start, end)."""
-
-    project: str | None = None
-    prompts: PromptSet | None = None
-    versions: tuple[str, ...] = ()
-    model: str | None = None
-    status: str | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-
-    def key(self) -> str:
-        """Return a stable digest of the filters, for cache keys."""
-        raw = json.dumps(asdict(self), default=str, sort_keys=True)
-        return hashlib.sha256(raw.encode()).hexdigest()[:24]
-
-
-@dataclass(frozen=True)
-class _Columns:
-    """How one table names the span facts that filters apply to."""
-
-    start: str
-    status: str
-
-
-SPANS = _Columns(start="start_time", status="status")
-ANNOTATIONS = _Columns(start="span_start_time", status="span_status")
-
-
 # The SQL below is assembled from fixed fragments, whitelisted sort columns, integers and the
-# WHERE clause _where builds; every value from a user is a server-side {name:Type} parameter.
-# Hence the `noqa: S608` on each statement.
-
-
-def _where(filters: Filters, columns: _Columns = SPANS) -> tuple[str, dict[str, Any]]:
-    """Build a WHERE clause with parameters; no filter value is ever spliced into the SQL."""
-    clauses = ["1"]
-    params: dict[str, Any] = {}
-    if filters.project is not None:
-        clauses.append("project = {project:String}")
-        params["project"] = filters.project
-    if filters.prompts is not None:
-        either = []
-        if filters.prompts.ids:
-            either.append("prompt_id IN {prompt_ids:Array(String)}")
-            params["prompt_ids"] = list(filters.prompts.ids)
-        if filters.prompts.hashes:
-            either.append("template_hash IN {template_hashes:Array(String)}")
-            params["template_hashes"] = list(filters.prompts.hashes)
-        clauses.append("(" + " OR ".join(either) + ")" if either else "0")
-    if filters.versions:
-        clauses.append("prompt_version IN {versions:Array(String)}")
-        params["versions"] = list(filters.versions)
-    if filters.model is not None:
-        clauses.append("model = {model:String}")
-        params["model"] = filters.model
-    if filters.status is not None:
-        clauses.append(f"{columns.status} = {{status:String}}")
-        params["status"] = filters.status
-    if filters.start is not None:
-        clauses.append(f"{columns.start} >= {{start:DateTime64(6, 'UTC')}}")
-        params["start"] = filters.start
-    if filters.end is not None:
-        clauses.append(f"{columns.start} < {{end:DateTime64(6, 'UTC')}}")
-        params["end"] = filters.end
-    return " AND ".join(clauses), params
+# WHERE clause store.filters.where builds; every value from a user is a server-side {name:Type}
+# parameter. Hence the `noqa: S608` on each statement.
 
 
 # Results ----------------------------------------------------------------------------------------
@@ -352,21 +278,49 @@ _METRICS = """
 """.format(quantiles=", ".join(str(q) for q in QUANTILES))
 
 
-def _select_keys(
-    keys: Sequence[str], params: dict[str, Any], bucket: timedelta | None, timezone: str
-) -> list[str]:
-    """Return the SELECT expressions of grouping keys: columns, or "bucket"."""
-    select = []
-    for key in keys:
-        if key == "bucket":
-            if bucket is None:
-                raise StoreError("a bucketed grouping needs a bucket size")
-            select.append(f"{_bucket_sql(bucket, 'start_time')} AS bucket")
-            params["tz"] = check_timezone(timezone)
-        else:
-            select.append(key)
+def _fact_slice(kind: slices.Kind, bucket: timedelta | None, days: Sequence[date]) -> str | None:
+    """Return the facts' slice expression: 15 minutes beside slices, else the bucket itself."""
+    if bucket is None:
+        return None
+    if days:
+        return slices.slice_sql(kind, slices.SLICE)
+    return f"toDateTime({_bucket_sql(bucket, kind.start)}, 'UTC')"
+
+
+def _source(
+    store: FactStore,
+    kind: slices.Kind,
+    filters: Filters,
+    keys: Sequence[str],
+    bucket: timedelta | None = None,
+    timezone: str = "UTC",
+    *,
+    days: Sequence[date] | None = None,
+    extra: str = "1",
+) -> tuple[str, dict[str, Any]]:
+    """Return the partial aggregates of the filtered facts per key (and slice when bucketed).
+
+    Slices serve the closed days the window covers whole (store/slices.py); pass `days` to
+    reuse one plan across the queries of a redraw.
+    """
+    if days is None:
+        days = slices.covered_days(store, kind, filters, bucket)
+    elif not slices.usable(bucket):
+        days = []
+    sql, params = slices.source(
+        kind, filters, keys, days, fact_slice=_fact_slice(kind, bucket, days), extra=extra
+    )
+    if bucket is not None:
+        params["tz"] = check_timezone(timezone)
+    return sql, params
+
+
+def _outer_keys(keys: Sequence[str], bucket: timedelta | None) -> list[str]:
+    """Return the SELECT expressions of grouping keys over a source: `bucket` and columns."""
+    select = [f"{_bucket_sql(bucket, 'slice')} AS bucket"] if bucket is not None else []
+    select += list(keys)
     if "prompt_id" in keys:
-        select.append("any(template_hash) AS prompt_hash")
+        select.append("any(prompt_hash) AS prompt_hash")
     return select
 
 
@@ -376,15 +330,20 @@ def _span_groups(
     keys: tuple[str, ...],
     bucket: timedelta | None = None,
     timezone: str = "UTC",
+    *,
+    days: Sequence[date] | None = None,
 ) -> list[dict[str, Any]]:
     """Aggregate the filtered spans per key (columns or "bucket"), or over all if none."""
-    where, params = _where(filters)
-    select = _select_keys(keys, params, bucket, timezone)
+    plain = [key for key in keys if key != "bucket"]
+    if "bucket" in keys and bucket is None:
+        raise StoreError("a bucketed grouping needs a bucket size")
+    size = bucket if "bucket" in keys else None
+    source, params = _source(store, slices.SPAN_KIND, filters, plain, size, timezone, days=days)
+    group = (["bucket"] if size is not None else []) + plain
     sql = f"""
-        SELECT {", ".join([*select, _METRICS])}
-        FROM llm_spans FINAL
-        WHERE {where}
-        {"GROUP BY " + ", ".join(keys) if keys else ""}
+        SELECT {", ".join([*_outer_keys(plain, size), slices.SPAN_MERGE])}
+        FROM ({source})
+        {"GROUP BY " + ", ".join(group) if group else ""}
     """  # noqa: S608
     return store.transport.query(sql, params).dicts()
 
@@ -395,62 +354,24 @@ def _span_overview(
     keys: tuple[str, ...],
     bucket: timedelta,
     timezone: str,
+    days: Sequence[date] | None = None,
 ) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """Per-key rows, each with its buckets, from one scan of the filtered spans.
+    """Per-key rows, each with its buckets: two reads of the filtered spans (or slices).
 
-    The scan keeps an exact quantile state per (bucket, key); each bucket is finalised from its
-    own state and rides along in its key's row as a tuple, and only the key rows merge states
-    (ClickHouse's -State/-Merge). That is one read of every span and one extra copy of the
-    latency values (80 MB at 10M spans, about twice that allocated), where asking GROUPING SETS
-    for the buckets, the keys and the totals took three (measured: 130-200 MB more at 10M).
-    Returns [(key row, [bucket rows])].
+    One read finalises each (bucket, key)'s exact quantiles, the other each key's. Doing both
+    in one query (bucket states merged into key states) held two copies of every latency value
+    at once: 280 MB above the engine's base at 10M spans, where each read alone holds about
+    150 MB (measured; bench/README.md). The engine's freed memory goes back between the two.
+    Returns [(key row, [bucket rows])], keys in no particular order.
     """
-    where, params = _where(filters)
-    quantiles = ", ".join(str(q) for q in QUANTILES)
-    inner_keys = _select_keys(("bucket", *keys), params, bucket, timezone)
-    inner = f"""
-        SELECT {", ".join(inner_keys)},
-            count() AS n_part,
-            countIf(status = 'ERROR') AS errors_part,
-            quantilesExactInclusiveState({quantiles})(latency_ms) AS latency_part,
-            sum(total_tokens) AS tokens_part,
-            count(total_tokens) AS tokens_known_part,
-            sum(cost) AS cost_part,
-            count(cost) AS cost_known_part
-        FROM llm_spans FINAL
-        WHERE {where}
-        GROUP BY bucket, {", ".join(keys)}
-    """  # noqa: S608
-    key_list = ", ".join(keys)
-    hash_out = "any(prompt_hash) AS prompt_hash, " if "prompt_id" in keys else ""
-    outer = f"""
-        SELECT {key_list}, {hash_out}
-            sum(n_part) AS n,
-            sum(errors_part) AS errors,
-            quantilesExactInclusiveMerge({quantiles})(latency_part) AS latency,
-            sum(tokens_part) AS tokens,
-            sum(tokens_known_part) AS tokens_known,
-            sum(cost_part) AS cost_total,
-            sum(cost_known_part) AS cost_known,
-            groupArray((bucket, n_part, errors_part, finalizeAggregation(latency_part),
-                tokens_part, tokens_known_part, cost_part, cost_known_part)) AS buckets
-        FROM ({inner})
-        GROUP BY {key_list}
-    """  # noqa: S608
+    by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in _span_groups(store, filters, ("bucket", *keys), bucket, timezone, days=days):
+        by_key.setdefault(tuple(row[k] for k in keys), []).append(row)
+    store.transport.release_memory()
     rows = []
-    names = (
-        "bucket",
-        "n",
-        "errors",
-        "latency",
-        "tokens",
-        "tokens_known",
-        "cost_total",
-        "cost_known",
-    )
-    for row in store.transport.query(outer, params).dicts():
-        points = [dict(zip(names, item.values(), strict=True)) for item in row.pop("buckets")]
-        rows.append((row, points))
+    for row in _span_groups(store, filters, keys, days=days):
+        rows.append((row, by_key.get(tuple(row[k] for k in keys), [])))
+    store.transport.release_memory()
     return rows
 
 
@@ -474,24 +395,85 @@ def _empty_metrics() -> Metrics:
     return Metrics(0, 0, None, None, None, None, None, None, 0, None, None, 0)
 
 
-def _latency_quantiles(store: FactStore, filters: Filters) -> list[float]:
-    """Return the exact latency quantiles of all filtered spans, from one state on one thread.
+def _latency_quantiles(
+    store: FactStore,
+    filters: Filters,
+    keyed: Sequence[Mapping[str, Any]] = (),
+    days: Sequence[date] | None = None,
+) -> list[float]:
+    """Return the exact latency quantiles of all filtered spans.
 
-    Read from the latency column alone and on one thread (two threads each fill a state, then
-    merge both into a third): merging every bucket's state into one more copy inside the
-    overview peaked 130-200 MB higher at 10M spans.
+    Given the per-key rows of the same filters (each with its exact quantiles), the answer is
+    selected rather than sorted (_selected_quantiles). Otherwise every value is merged into one
+    state on one thread: two threads would each fill a state, then merge both into a third.
     """
-    where, params = _where(filters)
+    if len(keyed) == 1 and keyed[0]["n"]:
+        return list(keyed[0]["latency"])
+    if keyed and (found := _selected_quantiles(store, filters, keyed)) is not None:
+        return found
+    source, params = _source(store, slices.SPAN_KIND, filters, (), days=days)
     quantiles = ", ".join(str(q) for q in QUANTILES)
     latency: list[float] = store.transport.query(
         f"""
-        SELECT quantilesExactInclusive({quantiles})(latency_ms) AS latency
-        FROM llm_spans FINAL WHERE {where}
+        SELECT quantilesExactInclusiveMerge({quantiles})(latency_part) AS latency
+        FROM ({source})
         SETTINGS max_threads = 1
         """,  # noqa: S608
         params,
     ).rows[0][0]
     return latency
+
+
+def _selected_quantiles(
+    store: FactStore, filters: Filters, keyed: Sequence[Mapping[str, Any]]
+) -> list[float] | None:
+    """Select the overall quantiles from the values between the keys' own; None if they miss.
+
+    An overall quantile lies between the smallest and the largest of the keys' same quantile
+    (if every key has a share q of its calls at or under x, so does their union). One read of
+    the latency column keeps, per quantile, the values inside that bracket, the nearest value
+    on either side of it, and how many lie below: enough to read the two order statistics that
+    linear interpolation needs. Merging every value into one state instead held two copies of
+    all of them while it grew: 210 MB above the engine's base at 10M spans (bench/README.md).
+    A write landing between the reads can move the answer out of a bracket; the check below
+    then returns None and the caller merges every value.
+    """
+    known = [row["latency"] for row in keyed if row["n"]]
+    if not known:
+        return None
+    where, params = _where(filters)
+    parts = ["count() AS n"]
+    for i in range(len(QUANTILES)):
+        params[f"low{i}"] = float(min(values[i] for values in known))
+        params[f"high{i}"] = float(max(values[i] for values in known))
+        low, high = f"{{low{i}:Float64}}", f"{{high{i}:Float64}}"
+        parts += [
+            f"countIf(latency_ms < {low}) AS below{i}",
+            f"maxIfOrNull(latency_ms, latency_ms < {low}) AS under{i}",
+            f"arraySort(groupArrayIf(latency_ms, latency_ms BETWEEN {low} AND {high})) AS in{i}",
+            f"minIfOrNull(latency_ms, latency_ms > {high}) AS over{i}",
+        ]
+    row = store.transport.query(
+        f"SELECT {', '.join(parts)} FROM llm_spans FINAL WHERE {where}",  # noqa: S608
+        params,
+    ).dicts()[0]
+    n = int(row["n"])
+    selected = []
+    for i, level in enumerate(QUANTILES):
+        below, inside = int(row[f"below{i}"]), list(row[f"in{i}"])
+        # Consecutive order statistics from rank `first` on.
+        ranked = ([row[f"under{i}"]] if below else []) + inside
+        if below + len(inside) < n:
+            ranked.append(row[f"over{i}"])
+        first = below - 1 if below else 0
+        h = (n - 1) * level
+        lower = math.floor(h)
+        upper = min(lower + 1, n - 1)
+        if not n or lower < first or upper - first >= len(ranked):
+            return None
+        x_lower, x_upper = ranked[lower - first], ranked[upper - first]
+        selected.append(x_lower + (h - lower) * (x_upper - x_lower))
+    return selected
 
 
 def _totals(latency: list[float], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -509,21 +491,22 @@ def _totals(latency: list[float], rows: Sequence[Mapping[str, Any]]) -> dict[str
 
 
 def _score_sets(
-    store: FactStore, filters: Filters, sets: Sequence[tuple[str, ...]]
+    store: FactStore,
+    filters: Filters,
+    sets: Sequence[tuple[str, ...]],
+    days: Sequence[date] | None = None,
 ) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
-    """Per evaluator: mean score and counts for each grouping set, from one scan of annotations.
+    """Per evaluator: mean score and counts for each grouping set, from one read of annotations.
 
     The engine groups by the finest set only (every key plus the evaluator's name) and returns
     sums and counts; coarser sets add those up here. That is one hash table per row instead of
     one per set, and the means stay exact (a mean is a sum over a count).
     """
-    where, params = _where(filters, ANNOTATIONS)
     keys = sorted({key for group in sets for key in group} | {"name"})
+    source, params = _source(store, slices.ANNOTATION_KIND, filters, keys, days=days)
     sql = f"""
-        SELECT {", ".join(keys)},
-            sum(score) AS score_sum, count(score) AS scored, count() AS annotations
-        FROM span_annotations FINAL
-        WHERE {where} AND is_deleted = 0
+        SELECT {", ".join(keys)}, {slices.SCORE_MERGE}
+        FROM ({source})
         GROUP BY {", ".join(keys)}
     """  # noqa: S608
     finest = store.transport.query(sql, params).dicts()
@@ -665,11 +648,14 @@ def redraw(
     bounds = _bounds(store, filters)
     size = size or (bucket_size(*bounds) if bounds else NICE_BUCKETS[0])
     key = _split_keys(split)
-    # The totals' quantiles first: the overview can then reuse the memory they freed.
-    latency = _latency_quantiles(store, filters)
-    rows = _span_overview(store, filters, key, size, timezone)
+    # One plan for the three reads, so that all see the same days in slices.
+    span_days = slices.covered_days(store, slices.SPAN_KIND, filters, None)
+    annotation_days = slices.covered_days(store, slices.ANNOTATION_KIND, filters, None)
+    rows = _span_overview(store, filters, key, size, timezone, span_days)
+    latency = _latency_quantiles(store, filters, [row for row, _buckets in rows], span_days)
+    store.transport.release_memory()
     totals = _totals(latency, [row for row, _buckets in rows])
-    score_rows = _score_sets(store, filters, [(), key])
+    score_rows = _score_sets(store, filters, [(), key], annotation_days)
     scores = _scores_by_key(score_rows, key)
     table = []
     points = []
@@ -728,12 +714,15 @@ def wilson(successes: int, total: int, z: float = Z95) -> tuple[float, float]:
 def score_summary(store: FactStore, filters: Filters) -> list[ScoreSummary]:
     """Per evaluator and (prompt, version): annotations, mean score and label shares."""
     group = ("prompt_id", "prompt_version")
-    where, params = _where(filters, ANNOTATIONS)
+    days = slices.covered_days(store, slices.ANNOTATION_KIND, filters, None)
+    keys = ("name", "prompt_id", "prompt_version", "label")
+    source, params = _source(
+        store, slices.ANNOTATION_KIND, filters, keys, days=days, extra="label IS NOT NULL"
+    )
     labels = store.transport.query(
         f"""
-        SELECT name, prompt_id, prompt_version, label, count() AS n
-        FROM span_annotations FINAL
-        WHERE {where} AND is_deleted = 0 AND label IS NOT NULL
+        SELECT name, prompt_id, prompt_version, label, sum(annotations_part) AS n
+        FROM ({source})
         GROUP BY name, prompt_id, prompt_version, label
         """,  # noqa: S608
         params,
@@ -743,7 +732,7 @@ def score_summary(store: FactStore, filters: Filters) -> list[ScoreSummary]:
         ident = (row["name"], row["prompt_id"], row["prompt_version"])
         by_key.setdefault(ident, []).append((row["label"], row["n"]))
     out = []
-    for _group, row in _score_sets(store, filters, [group]):
+    for _group, row in _score_sets(store, filters, [group], days):
         key = _key(row, group)
         counted = by_key.get((row["name"], key.prompt_id, key.prompt_version), [])
         total = sum(n for _label, n in counted)
@@ -782,15 +771,14 @@ def evaluation_trend(
     if bounds is None:
         return size or NICE_BUCKETS[0], []
     size = size or bucket_size(*bounds)
-    where, params = _where(filters, ANNOTATIONS)
-    params["tz"] = check_timezone(timezone)
+    keys = ("name", "prompt_id", "prompt_version")
+    source, params = _source(store, slices.ANNOTATION_KIND, filters, keys, size, timezone)
     rows = store.transport.query(
         f"""
-        SELECT {_bucket_sql(size, "span_start_time")} AS bucket, name, prompt_id, prompt_version,
-            any(template_hash) AS prompt_hash, avg(score) AS mean, count(score) AS scored
-        FROM span_annotations FINAL
-        WHERE {where} AND is_deleted = 0
-        GROUP BY bucket, name, prompt_id, prompt_version
+        SELECT {", ".join(_outer_keys(keys, size))},
+            sum(score_sum_part) / sum(scored_part) AS mean, sum(scored_part) AS scored
+        FROM ({source})
+        GROUP BY bucket, {", ".join(keys)}
         HAVING scored > 0
         ORDER BY bucket, name, prompt_id, prompt_version
         """,  # noqa: S608
@@ -856,20 +844,107 @@ def spans_page(
     descending: bool = True,
     offset: int = 0,
     limit: int = 100,
+    total: int | None = None,
 ) -> Page:
-    """Return one page of LLM calls, sorted in the engine; never more than MAX_PAGE_ROWS rows."""
+    """Return one page of LLM calls, sorted in the engine; never more than MAX_PAGE_ROWS rows.
+
+    `total`, when the caller knows it (a cached count), saves counting again.
+    """
     offset, limit = _page_bounds(offset, limit)
     where, params = _where(filters)
     order = _order(sort, descending, SPAN_SORTS, "span_id")
-    result = store.transport.query(
-        f"""
-        SELECT {", ".join(EXPORT_COLUMNS)} FROM llm_spans FINAL WHERE {where}
-        ORDER BY {order} LIMIT {limit} OFFSET {offset}
-        """,  # noqa: S608
+    select = f"SELECT {', '.join(EXPORT_COLUMNS)} FROM llm_spans FINAL WHERE {where}"  # noqa: S608
+    result = sorted_page(
+        store,
+        "llm_spans",
+        "start_time",
+        select,
         params,
+        filters,
+        sort,
+        descending,
+        order,
+        (offset, limit),
     )
-    total = store.transport.query(f"SELECT count() FROM llm_spans FINAL WHERE {where}", params)  # noqa: S608
-    return Page(result.columns, result.rows, int(total.rows[0][0]), offset, limit)
+    if total is None:
+        total = span_count(store, filters)
+    return Page(result.columns, result.rows, total, offset, limit)
+
+
+@_releasing
+def span_count(store: FactStore, filters: Filters) -> int:
+    """Count the filtered LLM calls (slices stand for the closed days they cover)."""
+    return count_parts(store, slices.SPAN_KIND, filters, "n_part")
+
+
+def count_parts(store: FactStore, kind: slices.Kind, filters: Filters, part: str) -> int:
+    """Add up one count column of a kind's slices and facts under the filters."""
+    source, params = _source(store, kind, filters, ())
+    found = store.transport.query(f"SELECT sum({part}) FROM ({source})", params)  # noqa: S608
+    return int(found.rows[0][0] or 0)
+
+
+def _days_with_rows(store: FactStore, table: str, filters: Filters) -> list[date]:
+    """Return the UTC days (partitions) of a table that hold rows in the filters' window."""
+    rows = store.transport.query(
+        """
+        SELECT DISTINCT partition_id FROM system.parts
+        WHERE database = currentDatabase() AND table = {table:String} AND active
+        """,
+        {"table": table},
+    ).rows
+    days = []
+    for (partition_id,) in rows:
+        text = str(partition_id)
+        if len(text) != 8 or not text.isdigit():
+            continue
+        day = datetime.strptime(text, "%Y%m%d").replace(tzinfo=UTC)
+        if filters.start is not None and day + timedelta(days=1) <= filters.start:
+            continue
+        if filters.end is not None and day >= filters.end:
+            continue
+        days.append(day.date())
+    return sorted(days)
+
+
+def sorted_page(
+    store: FactStore,
+    table: str,
+    column: str,
+    select: str,
+    params: dict[str, Any],
+    filters: Filters,
+    sort: str,
+    descending: bool,
+    order: str,
+    page: tuple[int, int],
+) -> Result:
+    """Return one page of `select` (a SELECT with its WHERE) in `order`, at (offset, limit).
+
+    Sorted by `column`, a start time that partitions `table` by its UTC day, every row of a
+    later day sorts before every row of an earlier one (descending): if the last k days fill
+    the page, the page is exact. Sorting 10M rows to show the newest 100 read every row (0.3 s
+    at 10M); one day holds a thirtieth. k grows fourfold until the page fills or every day is in.
+    """
+    offset, limit = page
+    paged = f"ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+    if sort != column:
+        return store.transport.query(f"{select} {paged}", params)
+    days = _days_with_rows(store, table, filters)
+    k = 1
+    while k < len(days):
+        edge = days[-k] if descending else days[k]
+        cut = datetime.combine(edge, datetime.min.time(), UTC)
+        condition = f"{column} >= {{edge_cut:DateTime64(6, 'UTC')}}"
+        if not descending:
+            condition = f"{column} < {{edge_cut:DateTime64(6, 'UTC')}}"
+        result = store.transport.query(
+            f"{select} AND {condition} {paged}", {**params, "edge_cut": cut}
+        )
+        if len(result.rows) == limit:
+            return result
+        k *= 4
+    return store.transport.query(f"{select} {paged}", params)
 
 
 TRACE_COLUMNS = (
@@ -923,9 +998,10 @@ def traces_page(
     descending: bool = True,
     offset: int = 0,
     limit: int = 100,
+    total: int | None = None,
 ) -> Page:
     """One row per trace (its first call's prompt and model, summed latency and tokens, ERROR
-    if any call failed), one page of them, sorted in the engine."""
+    if any call failed), one page of them, sorted in the engine; `total` as in spans_page."""
     offset, limit = _page_bounds(offset, limit)
     where, params = _where(filters)
     order = _order(sort, descending, TRACE_SORTS, "trace_id")
@@ -934,7 +1010,9 @@ def traces_page(
         result = _newest_traces(store, where, params, offset, limit)
     if result is None:
         result = _grouped_traces(store, where, params, order, offset, limit)
-    return Page(result.columns, result.rows, _trace_count(store, where, params), offset, limit)
+    if total is None:
+        total = _trace_count(store, where, params)
+    return Page(result.columns, result.rows, total, offset, limit)
 
 
 # A very large window spills the per-trace table to disk rather than growing the process.
@@ -990,8 +1068,14 @@ def _newest_traces(
 
 
 def _trace_count(store: FactStore, where: str, params: dict[str, Any]) -> int:
-    """Count the traces of the spans `where` keeps; uniqExact needs no FINAL to dedupe."""
-    sql = f"SELECT uniqExact(trace_id) FROM llm_spans WHERE {where}"  # noqa: S608
+    """Count the traces of the spans `where` keeps; uniqExact needs no FINAL to dedupe.
+
+    Over the 64-bit CityHash of each trace id: uniqExact of a String keeps a 128-bit hash of
+    each, and at 10M spans (3.3M traces) its set took 400 MB above the engine's base against
+    190 MB for the 64-bit one, and 0.45 s against 0.26 s (measured). The chance that two of
+    10M traces share a 64-bit hash, and the count comes out one short, is about 3e-6.
+    """
+    sql = f"SELECT uniqExact(cityHash64(trace_id)) FROM llm_spans WHERE {where}"  # noqa: S608
     return int(store.transport.query(sql, params).rows[0][0])
 
 
@@ -1052,32 +1136,28 @@ def top_prompts(
     ids = sorted(names)
     params = {"rank_ids": ids, "rank_names": [names[i] for i in ids]}
     prompt = "transform(prompt_id, {rank_ids:Array(String)}, {rank_names:Array(String)}, '')"
-    quantiles = ", ".join(str(q) for q in QUANTILES)
-    where, filter_params = _where(filters)
+    extra = "prompt_id IN {rank_ids:Array(String)}"
+    source, source_params = _source(store, slices.SPAN_KIND, filters, ("prompt_id",), extra=extra)
     rows = store.transport.query(
         f"""
-        SELECT {prompt} AS prompt,
-            count() AS n, countIf(status = 'ERROR') AS errors,
-            quantilesExactInclusive({quantiles})(latency_ms) AS latency,
-            sum(total_tokens) AS tokens, count(total_tokens) AS tokens_known,
-            sum(cost) AS cost_total, count(cost) AS cost_known
-        FROM llm_spans FINAL
-        WHERE {where} AND prompt_id IN {{rank_ids:Array(String)}}
+        SELECT {prompt} AS prompt, {slices.SPAN_MERGE}
+        FROM ({source})
         GROUP BY prompt ORDER BY n DESC, prompt
         {"" if limit is None else f"LIMIT {int(limit)}"}
         """,  # noqa: S608
-        {**filter_params, **params},
+        {**source_params, **params},
     ).dicts()
-    where_a, params_a = _where(filters, ANNOTATIONS)
+    source, source_params = _source(
+        store, slices.ANNOTATION_KIND, filters, ("prompt_id", "name"), extra=extra
+    )
     scores = store.transport.query(
         f"""
-        SELECT {prompt} AS prompt, name,
-            avg(score) AS mean, count(score) AS scored, count() AS annotations
-        FROM span_annotations FINAL
-        WHERE {where_a} AND is_deleted = 0 AND prompt_id IN {{rank_ids:Array(String)}}
+        SELECT {prompt} AS prompt, name, {slices.SCORE_MERGE},
+            sum(score_sum_part) / sum(scored_part) AS mean
+        FROM ({source})
         GROUP BY prompt, name ORDER BY name
         """,  # noqa: S608
-        {**params_a, **params},
+        {**source_params, **params},
     ).dicts()
     by_prompt: dict[str, list[EvaluatorScore]] = {}
     for row in scores:
@@ -1136,22 +1216,30 @@ class FilterOptions:
 def filter_options(store: FactStore, prompts: PromptSet | None = None) -> FilterOptions:
     """List distinct projects, models, versions and prompts (versions of some prompts only)."""
     where, params = _where(Filters(prompts=prompts))
+    lists = f"""
+        groupUniqArray(project) AS projects,
+        groupUniqArray(model) AS models,
+        groupUniqArrayIf(prompt_version, {where}) AS versions,
+        groupUniqArray(prompt_id) AS prompt_ids,
+        groupUniqArray(template_hash) AS hashes
+    """
     # Without FINAL: a duplicate row cannot add a distinct value, and spans are never deleted.
-    # One scan for all five lists (five scalar subqueries read the table five times: 0.5 s of
-    # a cold analytics page at 10M spans).
-    row = store.transport.query(
-        f"""
-        SELECT
-            arraySort(groupUniqArray(project)) AS projects,
-            arraySort(groupUniqArray(model)) AS models,
-            arraySort(groupUniqArrayIf(prompt_version, {where})) AS versions,
-            arraySort(groupUniqArray(prompt_id)) AS prompt_ids,
-            arraySort(groupUniqArray(template_hash)) AS hashes
-        FROM llm_spans
-        """,  # noqa: S608
-        params,
-    ).rows[0]
-    return FilterOptions(*(tuple(str(v) for v in values) for values in row))
+    # One read for all five lists (five scalar subqueries read the table five times: 0.5 s of
+    # a cold analytics page at 10M spans); slices stand for the days they cover.
+    days = [day.isoformat() for day in slices.fresh_days(store, slices.SPAN_KIND)]
+    skip = " WHERE toDate(start_time) NOT IN {slice_days:Array(Date)}" if days else ""
+    sql = f"SELECT {lists} FROM llm_spans{skip}"  # noqa: S608
+    if days:
+        sql += f"""
+            UNION ALL SELECT {lists} FROM span_slices
+            WHERE toDate(slice) IN {{slice_days:Array(Date)}}
+        """  # noqa: S608
+        params["slice_days"] = days
+    found: list[set[str]] = [set(), set(), set(), set(), set()]
+    for row in store.transport.query(sql, params).rows:
+        for into, values in zip(found, row, strict=True):
+            into.update(str(v) for v in values)
+    return FilterOptions(*(tuple(sorted(values)) for values in found))
 
 
 # Comparison -------------------------------------------------------------------------------------

@@ -6,18 +6,24 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from operator import attrgetter
 from typing import Any
 
 from store.transport import ChdbTransport, HttpTransport, StoreError, Transport
 from store.url import StoreUrl, check_database_name, parse_store_url
 
-TABLES = ("llm_spans", "span_annotations", "trace_annotations")
+TABLES = ("llm_spans", "span_annotations", "trace_annotations", "unsynced_trace_annotations")
 # Every row's partition (its day) is a function of its key, so FINAL may settle each partition
 # on its own, skipping those that are one merged part: the difference between 1.4 s and 0.07 s
 # for count() FINAL over 10M spans.
 STORE_SETTINGS: dict[str, str | int] = {"do_not_merge_across_partitions_select_final": 1}
+# The fact tables that feed pre-aggregated slices (store/slices.py): the kind of slices, and the
+# row field whose UTC day is the row's partition.
+SLICED = {
+    "llm_spans": ("spans", "start_time"),
+    "span_annotations": ("annotations", "span_start_time"),
+}
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,11 @@ class SpanAnnotationRow:
 
 @dataclass(frozen=True)
 class TraceAnnotationRow:
-    """One evaluation of a whole trace."""
+    """One evaluation of a whole trace, with the trace's start time in Phoenix (None: unknown).
+
+    Phoenix summarises trace annotations over their traces' start times, so the start is kept
+    for the annotation watch to compare with those summaries (services/annotation_watch.py).
+    """
 
     annotation_id: str
     trace_id: str
@@ -79,6 +89,7 @@ class TraceAnnotationRow:
     score: float | None
     updated_at: datetime
     is_deleted: bool
+    trace_start_time: datetime | None = None
 
 
 def _columns(row_type: type) -> tuple[str, ...]:
@@ -107,7 +118,33 @@ class FactStore:
         # attrgetter, not dataclasses.astuple: astuple deep-copies every value (10x slower).
         values = attrgetter(*names)
         columns = (*names, "synced_at")
-        return self.transport.insert(table, columns, ((*values(r), version) for r in rows))
+        sliced = SLICED.get(table)
+        if sliced is None:
+            return self.transport.insert(table, columns, ((*values(r), version) for r in rows))
+        kind, day_of = sliced[0], attrgetter(sliced[1])
+        days: set[date] = set()
+
+        def tracked() -> Iterator[tuple[Any, ...]]:
+            for row in rows:
+                days.add(day_of(row).astimezone(UTC).date())
+                yield (*values(row), version)
+
+        try:
+            return self.transport.insert(table, columns, tracked())
+        finally:
+            # After the rows, even when a later batch failed: a day whose slices were built
+            # before this moment no longer stands for what the day holds.
+            self.mark_written(kind, days)
+
+    def mark_written(self, kind: str, days: Iterable[date]) -> None:
+        """Record that facts of these UTC days were written now, by the store's own clock."""
+        listed = sorted({day.isoformat() for day in days})
+        if listed:
+            self.transport.command(
+                "INSERT INTO written_days (kind, day, written_at)"
+                " SELECT {kind:String}, arrayJoin({days:Array(Date)}), now64(6, 'UTC')",
+                {"kind": kind, "days": listed},
+            )
 
     def write_spans(self, rows: Iterable[SpanRow], synced_at: datetime | None = None) -> int:
         """Write span facts; pass synced_at = when they were read from Phoenix (default now)."""
@@ -124,6 +161,12 @@ class FactStore:
     ) -> int:
         """Write trace annotations, deleted ones with is_deleted=True."""
         return self._write("trace_annotations", TraceAnnotationRow, rows, synced_at)
+
+    def write_unsynced_trace_annotations(
+        self, rows: Iterable[TraceAnnotationRow], synced_at: datetime | None = None
+    ) -> int:
+        """Write annotations of traces without LLM spans, which only the annotation watch reads."""
+        return self._write("unsynced_trace_annotations", TraceAnnotationRow, rows, synced_at)
 
     @contextmanager
     def releasing(self) -> Iterator[None]:

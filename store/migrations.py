@@ -121,4 +121,95 @@ FACTS = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (FACTS,)
+# Pre-aggregated 15-minute slices of closed days (store/slices.py says how they are kept right).
+# A slice row holds everything an aggregate needs from its calls: counts, sums with how many
+# values were known, and the exact quantile state (every latency value, as ClickHouse's
+# -State keeps it), so any grouping of slices merges into the same exact answer as the rows.
+SLICES = Migration(
+    version=2,
+    name="slices",
+    statements=(
+        """
+        CREATE TABLE IF NOT EXISTS span_slices (
+            project LowCardinality(String),
+            slice DateTime('UTC'),
+            prompt_id LowCardinality(Nullable(String)),
+            template_hash LowCardinality(Nullable(String)),
+            prompt_version LowCardinality(Nullable(String)),
+            model LowCardinality(Nullable(String)),
+            status LowCardinality(String),
+            n_part UInt64,
+            errors_part UInt64,
+            latency_part AggregateFunction(quantilesExactInclusive(0.5, 0.95, 0.99), Float64),
+            latency_min_part Float64,
+            latency_max_part Float64,
+            tokens_part Nullable(UInt64),
+            tokens_known_part UInt64,
+            cost_part Nullable(Float64),
+            cost_known_part UInt64
+        ) ENGINE = MergeTree
+        PARTITION BY toDate(slice)
+        ORDER BY (project, slice)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS annotation_slices (
+            project LowCardinality(String),
+            slice DateTime('UTC'),
+            name LowCardinality(String),
+            label LowCardinality(Nullable(String)),
+            prompt_id LowCardinality(Nullable(String)),
+            template_hash LowCardinality(Nullable(String)),
+            prompt_version LowCardinality(Nullable(String)),
+            model LowCardinality(Nullable(String)),
+            span_status LowCardinality(String),
+            annotations_part UInt64,
+            scored_part UInt64,
+            score_sum_part Float64,
+            scores_part AggregateFunction(
+                quantilesExactInclusive(0, 0.25, 0.5, 0.75, 1), Nullable(Float64)
+            )
+        ) ENGINE = MergeTree
+        PARTITION BY toDate(slice)
+        ORDER BY (project, slice)
+        """,
+        # When each day's slices were built, and when each day's facts were last written: a
+        # day's slices are used only while no write came after their build.
+        """
+        CREATE TABLE IF NOT EXISTS slice_days (
+            kind LowCardinality(String),
+            day Date,
+            built_at DateTime64(6, 'UTC')
+        ) ENGINE = ReplacingMergeTree(built_at)
+        ORDER BY (kind, day)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS written_days (
+            kind LowCardinality(String),
+            day Date,
+            written_at DateTime64(6, 'UTC')
+        ) ENGINE = ReplacingMergeTree(written_at)
+        ORDER BY (kind, day)
+        """,
+    ),
+)
+
+# Phoenix summarises trace annotations over a range of their traces' start times
+# (services/annotation_watch.py compares those summaries with ours), so each trace annotation
+# keeps its trace's start as Phoenix has it: NULL until read, and outside the sort key, since a
+# late span that started earlier moves a trace's start. Annotations of traces that hold no LLM
+# span live beside them in their own table: the pages never read them, but Phoenix's summaries
+# count them, so the comparison must too.
+TRACE_STARTS = Migration(
+    version=3,
+    name="trace_starts",
+    statements=(
+        """
+        ALTER TABLE trace_annotations
+        ADD COLUMN IF NOT EXISTS trace_start_time Nullable(DateTime64(6, 'UTC'))
+        """,
+        # The same columns, key and engine as trace_annotations, now that it has the start.
+        "CREATE TABLE IF NOT EXISTS unsynced_trace_annotations AS trace_annotations",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (FACTS, SLICES, TRACE_STARTS)

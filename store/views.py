@@ -11,6 +11,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
+from store import slices
 from store.analytics import (
     ANNOTATIONS,
     EXPORT_BATCH_ROWS,
@@ -21,10 +22,14 @@ from store.analytics import (
     _order,
     _page_bounds,
     _releasing,
+    _source,
     _where,
+    count_parts,
+    sorted_page,
     traces_sql,
 )
 from store.facts import FactStore
+from store.slices import quantile_list as _quantiles
 
 EVALUATION_COLUMNS = (
     "annotation_id",
@@ -64,24 +69,40 @@ def evaluations_page(
     descending: bool = True,
     offset: int = 0,
     limit: int = 100,
+    total: int | None = None,
 ) -> Page:
-    """Return one page of the filtered spans' evaluations, sorted in the engine."""
+    """Return one page of the filtered spans' evaluations, sorted in the engine.
+
+    `total`, when the caller knows it (a cached count), saves counting again.
+    """
     offset, limit = _page_bounds(offset, limit)
     where, params = _where(filters, ANNOTATIONS)
     order = _order(sort, descending, EVALUATION_SORTS, "annotation_id")
-    result = store.transport.query(
-        f"""
+    select = f"""
         SELECT {", ".join(EVALUATION_COLUMNS)} FROM span_annotations FINAL
         WHERE {where} AND is_deleted = 0
-        ORDER BY {order} LIMIT {limit} OFFSET {offset}
-        """,  # noqa: S608
+    """  # noqa: S608
+    result = sorted_page(
+        store,
+        "span_annotations",
+        "span_start_time",
+        select,
         params,
+        filters,
+        sort,
+        descending,
+        order,
+        (offset, limit),
     )
-    total = store.transport.query(
-        f"SELECT count() FROM span_annotations FINAL WHERE {where} AND is_deleted = 0",  # noqa: S608
-        params,
-    )
-    return Page(result.columns, result.rows, int(total.rows[0][0]), offset, limit)
+    if total is None:
+        total = evaluation_count(store, filters)
+    return Page(result.columns, result.rows, total, offset, limit)
+
+
+@_releasing
+def evaluation_count(store: FactStore, filters: Filters) -> int:
+    """Count the filtered spans' evaluations (slices stand for the closed days they cover)."""
+    return count_parts(store, slices.ANNOTATION_KIND, filters, "annotations_part")
 
 
 def _stream(
@@ -131,10 +152,18 @@ class Histogram:
 def latency_histogram(store: FactStore, filters: Filters, bins: int = HISTOGRAM_BINS) -> Histogram:
     """Count the filtered LLM calls per latency bin, the bins spanning min to max."""
     where, params = _where(filters)
-    low, high = store.transport.query(
-        f"SELECT min(latency_ms), max(latency_ms) FROM llm_spans WHERE {where}",  # noqa: S608
-        params,
+    # A read of no rows still answers one row, its min 0: only parts with calls count.
+    source, source_params = _source(store, slices.SPAN_KIND, filters, ())
+    low, high, calls = store.transport.query(
+        f"""
+        SELECT minIf(latency_min_part, n_part > 0), maxIf(latency_max_part, n_part > 0),
+            sum(n_part)
+        FROM ({source})
+        """,  # noqa: S608
+        source_params,
     ).rows[0]
+    if not calls:
+        return Histogram((), ())
     low, high = _finite(low), _finite(high)
     if low is None or high is None:
         return Histogram((), ())
@@ -172,14 +201,15 @@ class ScoreSpread:
 @_releasing
 def score_spreads(store: FactStore, filters: Filters) -> list[ScoreSpread]:
     """Per evaluator and (prompt, version): exact min, quartiles and max of the scores."""
-    where, params = _where(filters, ANNOTATIONS)
+    keys = ("name", "prompt_id", "prompt_version")
+    source, params = _source(store, slices.ANNOTATION_KIND, filters, keys)
     rows = store.transport.query(
         f"""
-        SELECT name, prompt_id, prompt_version, count() AS scored,
-            quantilesExactInclusive(0, 0.25, 0.5, 0.75, 1)(score) AS q
-        FROM span_annotations FINAL
-        WHERE {where} AND is_deleted = 0 AND score IS NOT NULL
+        SELECT name, prompt_id, prompt_version, sum(scored_part) AS scored,
+            quantilesExactInclusiveMerge({_quantiles(slices.SCORE_QUANTILES)})(scores_part) AS q
+        FROM ({source})
         GROUP BY name, prompt_id, prompt_version
+        HAVING scored > 0
         ORDER BY name, prompt_id, prompt_version
         """,  # noqa: S608
         params,

@@ -7,6 +7,7 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
 from app import create_app
@@ -44,10 +45,18 @@ def synced_app(settings, phoenix_server, demo_loaded):
 
 def _open_first_row_in_phoenix(dash_duo, page: str, path: str) -> None:
     """Click the first row of the page's grid and wait for Phoenix to show it beside the table."""
-    cell = dash_duo.wait_for_element(
-        f"#{page}-grid .ag-center-cols-container .ag-row .ag-cell", timeout=20
-    )
-    cell.click()
+    # The grid may refill its block just after the rows first show (the live watermark arrives):
+    # a row found before that is gone, so find it again.
+    for attempt in range(3):
+        cell = dash_duo.wait_for_element(
+            f"#{page}-grid .ag-center-cols-container .ag-row .ag-cell", timeout=20
+        )
+        try:
+            cell.click()
+            break
+        except StaleElementReferenceException:
+            if attempt == 2:
+                raise
     frame = dash_duo.wait_for_element(f"#{page}-phoenix-frame", timeout=15)
     assert path in frame.get_attribute("src")
     dash_duo.driver.switch_to.frame(frame)

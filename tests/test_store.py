@@ -462,8 +462,10 @@ def test_each_aggregate_gives_engine_memory_back_once(store: FactStore, monkeypa
     # Two KPIs and a series inside: released once, when the outermost aggregate ends.
     analytics.period_stats(store, timedelta(days=1), T0 + timedelta(days=1))
     assert calls == [1]
+    # A redraw also gives it back between its reads of the spans (by key, by bucket and key,
+    # the overall quantiles), so that each starts from the engine's base.
     analytics.redraw(store, analytics.Filters())
-    assert calls == [1, 1]
+    assert calls == [1] * 5
 
 
 def _resident_mb() -> float:
@@ -537,7 +539,13 @@ def test_every_time_column_carries_its_zone(store: FactStore) -> None:
         "SELECT table, name, type FROM system.columns WHERE database = currentDatabase()"
         " AND type LIKE '%DateTime%'"
     ).rows
-    assert rows and all(t == "DateTime64(6, 'UTC')" for _table, _name, t in rows)
+    # Slices start on whole quarter hours: seconds are enough, and the zone is there too.
+    zoned = {"DateTime64(6, 'UTC')", "DateTime('UTC')"}
+    bare = [
+        t.removeprefix("Nullable(").removesuffix(")") if t.startswith("Nullable(") else t
+        for _table, _name, t in rows
+    ]
+    assert rows and all(t in zoned for t in bare)
 
 
 def test_python_m_store_migrate(chdb_dir: Path, tmp_path: Path) -> None:
