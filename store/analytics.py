@@ -886,25 +886,15 @@ def count_parts(store: FactStore, kind: slices.Kind, filters: Filters, part: str
 
 def _days_with_rows(store: FactStore, table: str, filters: Filters) -> list[date]:
     """Return the UTC days (partitions) of a table that hold rows in the filters' window."""
-    rows = store.transport.query(
-        """
-        SELECT DISTINCT partition_id FROM system.parts
-        WHERE database = currentDatabase() AND table = {table:String} AND active
-        """,
-        {"table": table},
-    ).rows
     days = []
-    for (partition_id,) in rows:
-        text = str(partition_id)
-        if len(text) != 8 or not text.isdigit():
+    for day in slices.partition_days(store, table):
+        start = datetime.combine(day, datetime.min.time(), UTC)
+        if filters.start is not None and start + timedelta(days=1) <= filters.start:
             continue
-        day = datetime.strptime(text, "%Y%m%d").replace(tzinfo=UTC)
-        if filters.start is not None and day + timedelta(days=1) <= filters.start:
+        if filters.end is not None and start >= filters.end:
             continue
-        if filters.end is not None and day >= filters.end:
-            continue
-        days.append(day.date())
-    return sorted(days)
+        days.append(day)
+    return days
 
 
 def sorted_page(

@@ -146,14 +146,14 @@ def fresh_days(store: FactStore, kind: Kind) -> list[date]:
     return [row[0] for row in rows]
 
 
-def _fact_days(store: FactStore, kind: Kind) -> list[date]:
-    """Return the days that hold facts of a kind (its day partitions)."""
+def partition_days(store: FactStore, table: str) -> list[date]:
+    """Return the UTC days a day-partitioned table holds rows of (its active partitions)."""
     rows = store.transport.query(
         """
         SELECT DISTINCT partition_id FROM system.parts
         WHERE database = currentDatabase() AND table = {table:String} AND active
         """,
-        {"table": kind.facts},
+        {"table": table},
     ).rows
     days = []
     for (partition_id,) in rows:
@@ -166,7 +166,7 @@ def _fact_days(store: FactStore, kind: Kind) -> list[date]:
 def stale_days(store: FactStore, kind: Kind, before: date) -> list[date]:
     """Return the days before `before` that hold facts but no fresh slices."""
     fresh = set(fresh_days(store, kind))
-    return [day for day in _fact_days(store, kind) if day < before and day not in fresh]
+    return [day for day in partition_days(store, kind.facts) if day < before and day not in fresh]
 
 
 def build_day(store: FactStore, kind: Kind, day: date) -> None:
