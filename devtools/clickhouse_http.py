@@ -25,6 +25,8 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,20 @@ TRANSPORT_OPTIONS = frozenset(
         "enable_http_compression",
     }
 )
+
+
+def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
+    """Return the named fields of a multipart/form-data body."""
+    message = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str):
+            payload = part.get_payload(decode=True)
+            fields[name] = payload.decode() if isinstance(payload, bytes) else ""
+    return fields
 
 
 class ChdbHttpHandler(BaseHTTPRequestHandler):
@@ -78,6 +94,11 @@ class ChdbHttpHandler(BaseHTTPRequestHandler):
         if url.path == "/ping":
             self._reply(200, b"Ok.\n")
             return
+        if self.headers.get_content_type() == "multipart/form-data":
+            # clickhouse-connect moves a long query's parameters into a form, as ClickHouse
+            # accepts: each part is a field (query, param_<name>).
+            options.update(_form_fields(self.headers["Content-Type"], body))
+            body = b""
         query = options.get("query")
         if query is None:
             query, body = body.decode(), b""

@@ -812,3 +812,14 @@ def test_the_newest_traces_from_the_newest_spans_equal_grouping_every_trace(
     fast = analytics._newest_traces(store, where, params, 0, 10)
     assert fast is not None
     assert fast.rows == analytics._grouped_traces(store, where, params, order, 0, 10).rows
+
+
+def test_a_long_parameter_list_reaches_the_engine(store: FactStore) -> None:
+    # clickhouse-connect sends parameters this long as a form body, not in the URL.
+    store.write_spans([span(i) for i in range(3)])
+    wanted = [f"span-{i:06d}" for i in range(5000)]
+    found = store.transport.query(
+        "SELECT count() FROM llm_spans FINAL WHERE span_id IN {ids:Array(String)}",
+        {"ids": wanted},
+    )
+    assert found.rows[0][0] == 3
