@@ -1057,15 +1057,26 @@ def _newest_traces(
     return None
 
 
-def _trace_count(store: FactStore, where: str, params: dict[str, Any]) -> int:
-    """Count the traces of the spans `where` keeps; uniqExact needs no FINAL to dedupe.
+# Past this many bytes of hash table per thread, counting traces goes on on disk.
+TRACE_COUNT_SPILL_BYTES = 40_000_000
 
-    Over the 64-bit CityHash of each trace id: uniqExact of a String keeps a 128-bit hash of
-    each, and at 10M spans (3.3M traces) its set took 400 MB above the engine's base against
-    190 MB for the 64-bit one, and 0.45 s against 0.26 s (measured). The chance that two of
-    10M traces share a 64-bit hash, and the count comes out one short, is about 3e-6.
+
+def _trace_count(store: FactStore, where: str, params: dict[str, Any]) -> int:
+    """Count the traces of the spans `where` keeps; grouping needs no FINAL to dedupe.
+
+    Grouped by the 64-bit CityHash of each trace id, a grouping that spills to disk past
+    TRACE_COUNT_SPILL_BYTES, so memory stays flat however many traces there are: at 10M spans
+    (3.3M traces) 100 MB above the engine's base, against 400 MB for uniqExact of the ids
+    and 190 MB for uniqExact of their hashes, for 0.4 s against 0.45 s and 0.29 s (measured).
+    The chance that two of 10M traces share a 64-bit hash, and the count comes out one short,
+    is about 3e-6.
     """
-    sql = f"SELECT uniqExact(cityHash64(trace_id)) FROM llm_spans WHERE {where}"  # noqa: S608
+    sql = f"""
+        SELECT count() FROM (
+            SELECT cityHash64(trace_id) AS trace FROM llm_spans WHERE {where} GROUP BY trace
+        )
+        SETTINGS max_bytes_before_external_group_by = {TRACE_COUNT_SPILL_BYTES}
+    """  # noqa: S608
     return int(store.transport.query(sql, params).rows[0][0])
 
 

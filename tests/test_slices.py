@@ -260,3 +260,43 @@ def test_a_dead_build_leaves_nothing_behind(store: FactStore) -> None:
         "SELECT name FROM system.tables WHERE database = currentDatabase()"
     ).rows
     assert not [name for (name,) in tables if "_build_" in str(name)]
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    scores=st.lists(
+        st.one_of(
+            st.floats(allow_nan=False, allow_infinity=False, width=64),
+            st.sampled_from([0.0, -0.0, 1.0, -1.0, 5e-324, -5e-324]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_score_spreads_select_exact_quartiles_of_any_floats(store: FactStore, scores) -> None:
+    clear_facts(store)
+    rows = [span(i, start_time=DAY0 + timedelta(minutes=i)) for i in range(len(scores))]
+    store.write_spans(rows)
+    store.write_span_annotations(
+        annotation(row, "any", score, label=None) for row, score in zip(rows, scores, strict=True)
+    )
+    by_key: dict[tuple[Any, ...], list[float]] = {}
+    for row, score in zip(rows, scores, strict=True):
+        by_key.setdefault((row.prompt_id, row.prompt_version), []).append(score)
+    spreads = views.score_spreads(store, Filters(project="support"))
+    assert len(spreads) == len(by_key)
+    for spread in spreads:
+        values = sorted(by_key[(spread.prompt_id, spread.prompt_version)])
+        n = len(values)
+        expected = [values[0]]
+        for q in (0.25, 0.5, 0.75):
+            h = (n - 1) * q
+            low = math.floor(h)
+            high = min(low + 1, n - 1)
+            expected.append(values[low] + (h - low) * (values[high] - values[low]))
+        expected.append(values[-1])
+        got = [spread.minimum, spread.q1, spread.median, spread.q3, spread.maximum]
+        assert spread.scored == n
+        assert all(a == b or math.isclose(a, b) for a, b in zip(got, expected, strict=True))

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from services.analytics import bucket_size as pandas_bucket_size
-from store import analytics, slices
+from store import analytics, slices, views
 from store.analytics import Filters, PromptSet, VersionKey
 from store.facts import FactStore, SpanAnnotationRow, SpanRow, open_store
 
@@ -440,3 +440,25 @@ def test_an_empty_selection_gives_empty_results(seeded) -> None:
     assert analytics.spans_page(store, nothing).rows == []
     deltas = analytics.compare_versions(store, nothing, VersionKey("v1"), VersionKey("v2"))
     assert all(d.delta is None for d in deltas)
+
+
+def test_score_spreads_equal_numpy(seeded) -> None:
+    store, _spans, notes = seeded
+    spreads = views.score_spreads(store, FILTERS)
+    scored = _window(notes).dropna(subset=["score"])
+    groups = scored.groupby(["name", "prompt_id", "prompt_version"], dropna=False)
+    assert len(spreads) == groups.ngroups
+    for spread in spreads:
+        mine = scored[
+            (scored["name"] == spread.name)
+            & (
+                scored["prompt_id"].isna()
+                if spread.prompt_id is None
+                else scored["prompt_id"] == spread.prompt_id
+            )
+            & (scored["prompt_version"] == spread.prompt_version)
+        ]["score"].to_numpy(float)
+        expected = np.quantile(mine, [0, 0.25, 0.5, 0.75, 1])
+        got = (spread.minimum, spread.q1, spread.median, spread.q3, spread.maximum)
+        assert spread.scored == len(mine)
+        assert all(close(a, float(b)) for a, b in zip(got, expected, strict=True)), spread
