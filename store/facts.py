@@ -133,8 +133,11 @@ class FactStore:
             return self.transport.insert(table, columns, tracked())
         finally:
             # After the rows, even when a later batch failed: a day whose slices were built
-            # before this moment no longer stands for what the day holds.
-            self.mark_written(kind, days)
+            # before this moment no longer stands for what the day holds. Today (by this
+            # clock) is never built (slices.refresh builds up to the day before yesterday), and
+            # a sync's writes are nearly all today's: those cost no statement more.
+            today = datetime.now(UTC).date()
+            self.mark_written(kind, {day for day in days if day < today})
 
     def mark_written(self, kind: str, days: Iterable[date]) -> None:
         """Record that facts of these UTC days were written now, by the store's own clock."""

@@ -19,7 +19,8 @@ How they stay right:
   day is read from the facts until the next build. Both times are taken by the server the
   statement runs on: one chdb process or one server has one clock. Servers behind one address
   (a cluster) must keep their clocks within CLOCK_MARGIN of each other.
-* Only days before today (UTC) are built; the sync builds after each tick (refresh), on the one
+* Only days before yesterday (UTC) are built, and writes to today mark nothing (most of a
+  sync's writes: no extra statement); the sync builds after each tick (refresh), on the one
   replica that holds its lock. Today, days not yet built and days written since are read from
   the facts, in the same query (a UNION ALL of slices and facts), so an answer is always whole.
 * A query uses a day's slices only when its window covers the day whole; the days at the
@@ -218,13 +219,18 @@ def _drop_dead_scratch(store: FactStore) -> None:
             store.transport.command(f"DROP TABLE IF EXISTS {name}")
 
 
+# Days this close to today are not built: writers skip marking today's writes (nearly all a
+# sync's), which is safe while no builder's clock is a day ahead of a writer's.
+BUILD_LAG = timedelta(days=1)
+
+
 def refresh(store: FactStore, before: date | None = None) -> int:
-    """Build the slices of every day before `before` (default: today, UTC) that needs it.
+    """Build the slices of every day before `before` (default: yesterday, UTC) that needs it.
 
     Returns how many (kind, day) builds ran. Call it from one process at a time (the sync
     worker, under its lock): two builders would both be right, but would do the work twice.
     """
-    cutoff = before or datetime.now(UTC).date()
+    cutoff = before or (datetime.now(UTC) - BUILD_LAG).date()
     _drop_dead_scratch(store)
     built = 0
     for kind in KINDS:
