@@ -19,6 +19,13 @@ def prepare(sizes: list[str]) -> dict[str, Dataset]:
     return {size: ensure_dataset(size) for size in sizes}
 
 
+def _written_elsewhere(key: str) -> bool:
+    """Tell whether a results key comes from a benchmark other than these suites."""
+    prefixes = ("store_", "exactness_", "annotation_lag_", "page_cold_ms_", "web_", "engine_")
+    sizes = ("_1m", "_10m")
+    return key.startswith(prefixes) or any(f"{s}_" in key or key.endswith(s) for s in sizes)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Prepare the data, run the benchmarks and write the results."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -54,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:  # one broken suite must not lose the others' numbers
                 log.exception("suite %s failed; its keys stay out of the results", name)
             previous = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
-            # store_* keys come from `python -m bench.store_bench`, not from these suites.
-            kept = {k: v for k, v in previous.items() if k.startswith("store_")}
+            # Keys the other benchmarks write (bench.store_bench, bench.page_bench,
+            # bench.annotation_lag) stay; a suite that failed here leaves its own keys out.
+            kept = {k: v for k, v in previous.items() if _written_elsewhere(k)}
             merged = {**previous, **results.values} if args.only else {**kept, **results.values}
             RESULTS_JSON.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
         suites.write_table(merged)

@@ -493,7 +493,7 @@ TARGETS: list[tuple[str, str, str | None, str]] = [
         "min",
         "0.5",
     ),
-    ("sync_idle_quick_ratio_10k_vs_1k", "idle sync tick, 10k ÷ 1k of history", "max", "1.5"),
+    ("sync_idle_quick_ratio_50k_vs_1k", "idle sync tick, 50k ÷ 1k of history", "max", "1.5"),
     ("fanout_phoenix_requests_ratio", "Phoenix requests/min, 50 viewers vs 1", "max", "1.2"),
     ("csv_export_rows_per_s", "CSV export of 100k rows (rows/s)", None, ""),
     ("csv_export_vs_pandas_ratio", "export endpoint vs DataFrame.to_csv", "max", "1.5"),
