@@ -606,4 +606,7 @@ class PromptSync:
             db.execute(update(SyncStatus).values(watermark=SyncStatus.watermark + 1))
         self._registry_read_at = float("-inf")
         self._horizon_read_at.clear()
+        # This tick reads every span's annotations, and their traces': comparing summaries with
+        # a store still filling would only find the whole history different. Next interval.
+        self.watch.checked()
         return self.tick()
