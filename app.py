@@ -24,7 +24,7 @@ from components.shell import create_navbar, create_shell
 from db.migrate import DatabaseNotMigrated, ensure_migrated
 from db.session import make_engine, make_session_factory
 from services import auth, cache, export, proxy, security
-from services.cli import sync_cli, users_cli
+from services.cli import prompts_cli, sync_cli, users_cli
 from services.container import Services
 from services.phoenix import PhoenixClient
 from services.sync import PromptSync
@@ -93,13 +93,18 @@ def create_server(settings: Settings) -> Flask:
     # Migrated at start-up, like the database: every statement is safe to run twice, so
     # replicas starting together are fine.
     store = open_store(settings.store_url)
-    sync = PromptSync(phoenix, sessions, store) if phoenix is not None else None
+    sync = (
+        PromptSync(phoenix, sessions, store, name_attribute=settings.prompt_name_attribute)
+        if phoenix is not None
+        else None
+    )
     Services(settings, engine, sessions, phoenix, sync, store).init_app(server)
     cache.init_app(server, settings)
     auth.init_app(server)
     proxy.init_app(server, settings)
     server.register_blueprint(export.bp)
     server.cli.add_command(users_cli)
+    server.cli.add_command(prompts_cli)
     server.cli.add_command(sync_cli)
     if sync is not None and settings.sync_worker:
         start_worker_on_first_request(server, sync, settings)

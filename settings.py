@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -103,6 +104,13 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+def _attribute_name(raw: str) -> str:
+    value = raw.strip()
+    if value and not re.fullmatch(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*", value):
+        raise ValueError("must be empty or a dotted span attribute such as metadata.prompt_name")
+    return value
+
+
 def _env(name: str, parse: Callable[[str], Any], help_text: str, *, secret: bool = False) -> Any:
     """Declare a field read from the environment variable `name`."""
     # A secret stays out of repr(), hence out of tracebacks and logs that print the settings.
@@ -177,6 +185,12 @@ class Settings:
     sync_worker: bool = _env(
         "SYNC_WORKER", _parse_bool, "Run the Phoenix sync inside the web process."
     )
+    prompt_name_attribute: str = _env(
+        "PROMPT_NAME_ATTRIBUTE",
+        _attribute_name,
+        "Span attribute that names prompts when the registry and OpenInference's prompt.id do "
+        "not (for example metadata.prompt_name); empty: identify by template.",
+    )
     sync_interval_s: int = _env(
         "SYNC_INTERVAL_S", _positive_int, "Seconds between two reads of new Phoenix data."
     )
@@ -216,6 +230,7 @@ class Settings:
             "POLL_INTERVAL_S": "5",
             "SYNC_WORKER": "true",
             "SYNC_INTERVAL_S": "5",
+            "PROMPT_NAME_ATTRIBUTE": "",
             "LOG_LEVEL": "INFO",
             "HOST": "127.0.0.1",
             "PORT": "8050",

@@ -77,18 +77,68 @@ class LoginSession(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class Prompt(Base):
-    """One version of a prompt template, identified by its template hash."""
+IdentitySource = Literal["registry", "prompt.id", "attribute", "template", "manual"]
+IDENTITY_SOURCES: tuple[str, ...] = get_args(IdentitySource)
 
-    __tablename__ = "prompts"
-    __table_args__ = (UniqueConstraint("template_hash", "version", name="uq_prompts_hash_version"),)
+
+class PromptIdentity(Base):
+    """A prompt as analysts know it: every wording and version of it, under one unique name."""
+
+    __tablename__ = "prompt_identities"
+    __table_args__ = (
+        CheckConstraint(
+            "source IN ('registry', 'prompt.id', 'attribute', 'template', 'manual')",
+            name="source",
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    # What spans carry that names this prompt (services/prompt_identity.py lists the forms):
+    # a template group whose spans carry the same key belongs here unless an admin moved it.
+    key: Mapped[str] = mapped_column(String(600), unique=True)
+    source: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    url: Mapped[str | None] = mapped_column(String(2000))
+    # Set when an admin merged every group of this prompt into another: new groups whose spans
+    # carry this key join that one too. Cleared by an undo.
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("prompt_identities.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Prompt(Base):
+    """One template group: a template wording with one version label, as spans name it.
+
+    Spans link to a group; the group belongs to a prompt identity and shows a version label.
+    Both can be changed by an admin (merge, relabel) and are applied when pages query, so past
+    spans follow without a resync.
+    """
+
+    __tablename__ = "prompts"
+    __table_args__ = (
+        UniqueConstraint(
+            "template_hash", "version", "identity_key", name="uq_prompts_hash_version_identity"
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    # The identity's name when the group was created; pages use the identity's current name.
     name: Mapped[str] = mapped_column(String(200))
+    # The version as spans state it (or the registry's, or "unversioned"): part of the key.
     version: Mapped[str] = mapped_column(String(100))
     template: Mapped[str] = mapped_column(Text)
+    # SHA-256 of the template; "" for spans that name a prompt but carry no template.
     template_hash: Mapped[str] = mapped_column(String(64), index=True)
     phoenix_prompt_id: Mapped[str | None] = mapped_column(String(200))
+    # The identity key the group's spans carry (part of the key: one wording can serve two
+    # prompts that name themselves differently).
+    identity_key: Mapped[str] = mapped_column(String(600), default="", server_default="")
+    identity_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("prompt_identities.id", ondelete="SET NULL"), index=True
+    )
+    # The version label pages show and compare by; an admin may change it.
+    label: Mapped[str] = mapped_column(String(100), default="", server_default="")
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -99,6 +149,26 @@ class Prompt(Base):
     evaluations: Mapped[list[PromptEvaluation]] = relationship(
         back_populates="prompt", cascade="all, delete-orphan", passive_deletes=True
     )
+
+
+class PromptChange(Base):
+    """One admin change to prompt identities (merge, relabel, rename, undo): who, when, what.
+
+    `before` and `after` are JSON snapshots of the rows the change touched; an undo writes
+    `before` back when the rows still hold `after`.
+    """
+
+    __tablename__ = "prompt_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(320))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    before: Mapped[str] = mapped_column(Text)
+    after: Mapped[str] = mapped_column(Text)
+    undoes_id: Mapped[int | None] = mapped_column(ForeignKey("prompt_changes.id"))
+    undone_by_id: Mapped[int | None] = mapped_column(ForeignKey("prompt_changes.id"))
 
 
 class PromptTrace(Base):

@@ -1,14 +1,17 @@
-"""`flask --app app users ...`: manage dashboard users from the shell."""
+"""`flask --app app users|prompts|sync ...`: manage users and prompts, and sync, from the shell."""
 
 from __future__ import annotations
 
+import getpass
 import sys
+from collections.abc import Callable
 
 import click
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy.orm import Session
 
-from db.models import ROLES
-from services import users
+from db.models import ROLES, PromptChange
+from services import prompt_identity, users
 from services.container import get_services
 from services.phoenix import PhoenixError
 from services.sync_worker import SyncLock, SyncWorker, lock_ttl
@@ -146,3 +149,90 @@ def sync_cli(rebuild: bool, follow: bool) -> None:
             worker.run()
         except KeyboardInterrupt:
             worker.lock.release()
+
+
+prompts_cli = AppGroup(
+    "prompts", help="List prompts and their template groups; merge, relabel, rename, undo."
+)
+
+
+def _actor(value: str | None) -> str:
+    """Name who makes a change from the shell: --actor, else the operating-system user."""
+    return value or f"cli:{getpass.getuser()}"
+
+
+actor_option = click.option("--actor", help="Who makes the change (for the audit log).")
+
+
+def _apply(change: Callable[[Session], PromptChange]) -> None:
+    """Run one audited change in a transaction and print its summary, or a clear error."""
+    with get_services().sessions.begin() as db:
+        try:
+            record = change(db)
+        except prompt_identity.PromptIdentityError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"Change {record.id}: {record.summary}")
+
+
+@prompts_cli.command("list")
+def prompts_list_command() -> None:
+    """List every template group: id, prompt, label, stated version and template."""
+    with get_services().sessions() as db:
+        found = prompt_identity.groups(db)
+    if not found:
+        click.echo("No prompts yet: they appear as the sync reads spans with templates.")
+        return
+    click.echo(f"{'group id':<36}  {'prompt':<30} {'label':<14} {'source':<9} template")
+    for g in found:
+        snippet = " ".join(g.template.split())[:50]
+        click.echo(f"{g.id:<36}  {g.prompt[:30]:<30} {g.label[:14]:<14} {g.source:<9} {snippet}")
+
+
+@prompts_cli.command("merge")
+@click.argument("prompt_name")
+@click.argument("group_ids", nargs=-1, required=True)
+@actor_option
+def prompts_merge_command(prompt_name: str, group_ids: tuple[str, ...], actor: str | None) -> None:
+    """Put template groups (ids from `prompts list`) into the prompt PROMPT_NAME."""
+    _apply(lambda db: prompt_identity.merge(db, _actor(actor), group_ids, prompt_name))
+
+
+@prompts_cli.command("relabel")
+@click.argument("group_id")
+@click.argument("label")
+@actor_option
+def prompts_relabel_command(group_id: str, label: str, actor: str | None) -> None:
+    """Set the version label a template group shows."""
+    _apply(lambda db: prompt_identity.relabel(db, _actor(actor), group_id, label))
+
+
+@prompts_cli.command("rename")
+@click.argument("old_name")
+@click.argument("new_name")
+@actor_option
+def prompts_rename_command(old_name: str, new_name: str, actor: str | None) -> None:
+    """Rename a prompt."""
+    _apply(lambda db: prompt_identity.rename(db, _actor(actor), old_name, new_name))
+
+
+@prompts_cli.command("undo")
+@click.argument("change_id")
+@actor_option
+def prompts_undo_command(change_id: str, actor: str | None) -> None:
+    """Undo a change (numbers from `prompts history`)."""
+    _apply(lambda db: prompt_identity.undo(db, _actor(actor), change_id))
+
+
+@prompts_cli.command("history")
+def prompts_history_command() -> None:
+    """List the newest changes: number, when, who, what, and whether undone."""
+    with get_services().sessions() as db:
+        changes = prompt_identity.history(db)
+    if not changes:
+        click.echo("No changes yet.")
+        return
+    for c in changes:
+        state = " (undone)" if c.undone else ""
+        click.echo(
+            f"{c.id:>5}  {c.at.isoformat(timespec='seconds')}  {c.actor}  {c.summary}{state}"
+        )

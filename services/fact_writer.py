@@ -154,7 +154,8 @@ def upsert(
             set_={column: statement.excluded[column] for column in update_columns},
         )
     else:
-        statement = statement.on_conflict_do_nothing(index_elements=list(key))
+        # No key: skip a row that conflicts with any unique constraint.
+        statement = statement.on_conflict_do_nothing(index_elements=list(key) or None)
     # One statement with the rows as parameters (executemany): SQLAlchemy compiles it once and
     # batches the rows, where a VALUES list of N rows compiled N x 15 bind parameters each time.
     session.execute(statement, list(rows))

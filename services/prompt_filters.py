@@ -1,26 +1,29 @@
 """Prompt names for the facts store: resolve a name to a PromptSet, and label versions by prompt.
 
-The store knows prompts by our Prompt row id and template hash; analysts know them by name.
-Names live in our SQL `prompts` table, one row per (template, version), so one name is a set.
-A version label such as "v2" can belong to several prompts: where that can mix, it is shown
-as "prompt · version".
+The facts name template groups (our `prompts` rows); analysts know prompts by name. A prompt is
+an identity (services/prompt_catalog.py says how spans find theirs; admins may merge, relabel
+and rename them, services/prompt_identity.py), so one name is a set of groups. Queries get the
+groups' prompts and labels as a PromptMap and group by those. A version label such as "v2" can
+belong to several prompts: where that can mix, it is shown as "prompt · version".
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import Prompt
+from db.models import Prompt, PromptIdentity
 from services.analytics import cached, watermark
 from services.filters import FilterState
+from services.prompt_identity import prompt_map, revision
 from store import analytics as store_analytics
 from store.analytics import Filters, GroupKey, PromptSet
 from store.facts import FactStore
+from store.filters import PromptMap
 
 NO_PROMPT = "(no prompt)"
 NO_VERSION = "(none)"
@@ -29,18 +32,25 @@ SEPARATOR = " · "
 
 @dataclass(frozen=True)
 class PromptNames:
-    """Our prompt names by Prompt row id and by template hash."""
+    """Prompt names by prompt identity id and by group id, and each group's version label."""
 
     by_id: Mapping[str, str]
-    by_hash: Mapping[str, str]
+    by_hash: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     def name(self, prompt_id: str | None, template_hash: str | None = None) -> str | None:
-        """Return the name of a prompt known by id or template hash, or None."""
+        """Return the name of a prompt (or of a group's prompt), or None."""
         if prompt_id is not None and prompt_id in self.by_id:
             return self.by_id[prompt_id]
         if template_hash is not None:
             return self.by_hash.get(template_hash)
         return None
+
+    def label(self, group_id: str | None, stated: str | None) -> str | None:
+        """Return the version label a group shows, else the version its span stated."""
+        if group_id is not None and group_id in self.labels:
+            return self.labels[group_id]
+        return stated
 
     def names(self) -> list[str]:
         """List every prompt name, sorted."""
@@ -48,29 +58,45 @@ class PromptNames:
 
 
 def prompt_names(db: Session) -> PromptNames:
-    """Read every prompt's name from our database (a row per prompt version: small)."""
-    rows = db.execute(select(Prompt.id, Prompt.template_hash, Prompt.name)).all()
-    return PromptNames(
-        by_id={str(ident): name for ident, _hash, name in rows},
-        by_hash={template_hash: name for _id, template_hash, name in rows},
-    )
+    """Read every prompt's name, each group's prompt name and label (small: a row per group)."""
+    rows = db.execute(
+        select(
+            Prompt.id, Prompt.identity_id, Prompt.label, Prompt.version, PromptIdentity.name
+        ).join(PromptIdentity, PromptIdentity.id == Prompt.identity_id)
+    ).all()
+    by_id: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    for group, ident, label, version, name in rows:
+        # Identities that hold no group are not prompts anyone can see.
+        by_id[str(ident)] = name
+        by_id[str(group)] = name
+        labels[str(group)] = label or version
+    return PromptNames(by_id=by_id, labels=labels)
 
 
 def prompt_set(db: Session, name: str | None) -> PromptSet | None:
-    """Resolve a prompt name to its versions' ids and hashes; None (any prompt) for no name."""
+    """Resolve a prompt name to its groups; None (any prompt) for no name."""
     if name is None:
         return None
-    rows = db.execute(select(Prompt.id, Prompt.template_hash).where(Prompt.name == name)).all()
+    rows = db.scalars(
+        select(Prompt.id)
+        .join(PromptIdentity, PromptIdentity.id == Prompt.identity_id)
+        .where(PromptIdentity.name == name)
+    ).all()
     # An unknown name resolves to the empty set: it matches nothing, as it should.
-    return PromptSet(
-        ids=tuple(sorted(str(ident) for ident, _hash in rows)),
-        hashes=tuple(sorted({template_hash for _id, template_hash in rows})),
-    )
+    return PromptSet(ids=tuple(sorted(str(ident) for ident in rows)))
 
 
 def resolve(db: Session, state: FilterState, now: datetime | None = None) -> Filters:
-    """Turn the URL's filter state into store filters, the prompt name into its PromptSet."""
-    return state.to_filters(prompt_set(db, state.prompt), now)
+    """Turn the URL's filter state into store filters: the prompt's groups and the prompt map."""
+    filters = state.to_filters(prompt_set(db, state.prompt), now)
+    return with_map(filters, prompt_map(db))
+
+
+def with_map(filters: Filters, mapping: PromptMap) -> Filters:
+    """Return the filters with the groups' prompts and labels for queries to apply."""
+    values = {name: getattr(filters, name) for name in Filters.__dataclass_fields__}
+    return Filters(**{**values, "prompt_map": mapping})
 
 
 def prompt_label(key: GroupKey, names: PromptNames) -> str:
@@ -96,19 +122,28 @@ def version_labels(keys: Iterable[GroupKey], names: PromptNames) -> dict[GroupKe
 def filter_options(
     db: Session, store: FactStore, prompt: str | None = None
 ) -> dict[str, list[str]]:
-    """List what the filter bar offers: prompt names from our database, the rest from facts."""
+    """List what the filter bar offers: prompt names and labels from our database, the rest
+    from facts."""
 
     def compute() -> dict[str, list[str]]:
-        options = store_analytics.filter_options(store, prompt_set(db, prompt))
+        chosen = prompt_set(db, prompt)
+        options = store_analytics.filter_options(store, chosen)
+        names = prompt_names(db)
+        # Versions are the labels of the groups that have calls (of the chosen prompt).
+        wanted = set(options.prompt_ids)
+        if chosen is not None:
+            wanted &= set(chosen.ids)
+        versions = {names.labels[g] for g in wanted if g in names.labels}
         return {
             "project": list(options.projects),
-            "prompt": prompt_names(db).names(),
-            "versions": list(options.versions),
+            "prompt": names.names(),
+            "versions": sorted(versions),
             "model": list(options.models),
         }
 
     # The distinct values change only when the sync writes: cached per watermark.
-    return cached("filter-options", f"prompt={prompt!r}", watermark(db), compute)
+    key = f"prompt={prompt!r}:revision={revision(db)}"
+    return cached("filter-options", key, watermark(db), compute)
 
 
 def unknown_filter_message(db: Session, store: FactStore, state: FilterState) -> str | None:

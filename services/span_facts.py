@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import uuid
 from dataclasses import dataclass
@@ -15,6 +16,16 @@ JSON = dict[str, Any]
 LLM = OpenInferenceSpanKindValues.LLM.value
 UNSET_STATUS = "UNSET"
 UNVERSIONED = "unversioned"
+
+
+@dataclass(frozen=True)
+class DeclaredPrompt:
+    """A prompt named by a span's attributes: its identity key, display name and link."""
+
+    key: str
+    source: str  # "prompt.id" or "attribute"
+    name: str
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,10 @@ class SpanFacts:
     total_tokens: int | None
     status: str
     cost: float | None
-    # Set by the sync once the template is linked to a prompt row, with the label it goes by.
+    # The prompt the span names itself (OpenInference prompt.id, else the configured attribute);
+    # the registry, when it knows the template, comes first (services/prompt_catalog.py).
+    declared: DeclaredPrompt | None = None
+    # Set by the sync once the span is linked to its template group, with the version it states.
     prompt_id: uuid.UUID | None = None
     prompt_version: str | None = None
 
@@ -126,13 +140,72 @@ def token_count(value: Any) -> int | None:
     return int(number) if math.isfinite(number) else None
 
 
+MAX_NAME = 200
+
+
+def _text(value: Any) -> str | None:
+    """Return an attribute as stripped text, None when absent, empty or not a scalar."""
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def attribute(attributes: JSON, path: str) -> Any:
+    """Read a dotted attribute: flat as Phoenix stores it, or inside a JSON value on the way."""
+    if path in attributes:
+        return attributes[path]
+    parts = path.split(".")
+    # "metadata.prompt_name" may also sit in a JSON string or object held by "metadata".
+    for cut in range(len(parts) - 1, 0, -1):
+        head = ".".join(parts[:cut])
+        if head not in attributes:
+            continue
+        value: Any = attributes[head]
+        for part in parts[cut:]:
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    return None
+            if not isinstance(value, dict) or part not in value:
+                return None
+            value = value[part]
+        return value
+    return None
+
+
+def declared_prompt(attributes: JSON, name_attribute: str | None = None) -> DeclaredPrompt | None:
+    """Find the prompt a span names: OpenInference `prompt.id`, else the configured attribute."""
+    # Keys are capped (the column holds 600 characters); names are capped at MAX_NAME.
+    prompt_id = _text(attributes.get(SpanAttributes.PROMPT_ID))
+    if prompt_id is not None:
+        vendor = (_text(attributes.get(SpanAttributes.PROMPT_VENDOR)) or "")[:100]
+        url = (_text(attributes.get(SpanAttributes.PROMPT_URL)) or "")[:2000] or None
+        return DeclaredPrompt(
+            f"prompt.id:{vendor}:{prompt_id}", "prompt.id", prompt_id[:MAX_NAME], url
+        )
+    if name_attribute:
+        name = _text(attribute(attributes, name_attribute))
+        if name is not None:
+            return DeclaredPrompt(
+                f"attribute:{name_attribute}:{name}", "attribute", name[:MAX_NAME]
+            )
+    return None
+
+
 def is_llm(span: JSON) -> bool:
     """Tell whether a Phoenix span is an LLM call, the only kind the facts keep."""
     return bool(span.get("span_kind") == LLM)
 
 
-def span_facts(project: str, span: JSON, cost: float | None) -> SpanFacts:
-    """Map one Phoenix LLM span (REST shape) and its cost to its facts."""
+def span_facts(
+    project: str, span: JSON, cost: float | None, name_attribute: str | None = None
+) -> SpanFacts:
+    """Map one Phoenix LLM span (REST shape) and its cost to its facts.
+
+    `name_attribute` is the span attribute that names prompts (PROMPT_NAME_ATTRIBUTE), if any.
+    """
     attributes = span.get("attributes") or {}
     template = attributes.get(SpanAttributes.LLM_PROMPT_TEMPLATE)
     if not isinstance(template, str) or not template:
@@ -156,6 +229,7 @@ def span_facts(project: str, span: JSON, cost: float | None) -> SpanFacts:
         total_tokens=token_count(attributes.get(SpanAttributes.LLM_TOKEN_COUNT_TOTAL)),
         status=span.get("status_code") or UNSET_STATUS,
         cost=cost,
+        declared=declared_prompt(attributes, name_attribute),
     )
 
 

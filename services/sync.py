@@ -9,17 +9,16 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import Prompt, SyncState, SyncStatus, utcnow
+from db.models import SyncState, SyncStatus, utcnow
 from services.annotation_watch import AnnotationWatch, Range, trace_start_times
 from services.fact_writer import (
-    KEYS_PER_STATEMENT,
     AnnotationBatch,
     FactWriter,
     SpanRef,
@@ -36,11 +35,10 @@ from services.phoenix import (
     SpanPage,
     SpanQuery,
 )
+from services.prompt_catalog import GroupSpec, PromptCatalog, registry_key
 from services.span_facts import (
     LLM,
-    UNVERSIONED,
     RegistryVersion,
-    SpanFacts,
     annotation_facts,
     is_llm,
     parse_time,
@@ -72,11 +70,6 @@ REGISTRY_MAX_AGE_S = 60.0
 # scans at most this long a run of other spans, however long the history.
 LLM_ONLY = SpanQuery(span_kinds=[LLM])
 HORIZON_INTERVAL_S = 60.0
-PromptKey = tuple[str, str]  # (template hash, version label)
-
-
-class PromptRowMissing(RuntimeError):
-    """A prompt row was neither found nor created: something deleted it meanwhile."""
 
 
 def sync_status(db: Session) -> SyncStatus:
@@ -116,113 +109,6 @@ def _after(span_id: str, cursor: str | None) -> bool:
         return PhoenixClient.span_rowid(span_id) is not None
     rowid, cursor_rowid = PhoenixClient.span_rowid(span_id), PhoenixClient.span_rowid(cursor)
     return rowid is not None and cursor_rowid is not None and rowid > cursor_rowid
-
-
-class PromptCatalog:
-    """Find or create the prompt rows that span templates link to, remembered for one tick."""
-
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self.sessions = sessions
-        # Registry versions by template hash, refreshed by the sync's registry read.
-        self.registry: dict[str, RegistryVersion] = {}
-        self._ids: dict[PromptKey, uuid.UUID] = {}
-        self._seen: set[uuid.UUID] = set()
-
-    def forget(self) -> None:
-        """Start a tick afresh: rows may have been renamed or removed since the last one."""
-        self._ids.clear()
-        self._seen.clear()
-
-    def label(self, digest: str, version: str | None) -> str:
-        """Return the version label a template goes by: its own, the registry's, or none."""
-        entry = self.registry.get(digest)
-        return version or (entry.version_label if entry else None) or UNVERSIONED
-
-    def link(self, facts: Sequence[SpanFacts]) -> list[SpanFacts]:
-        """Return the facts with the prompt row and label of their template, if they have one."""
-        templates: dict[PromptKey, str] = {}
-        for fact in facts:
-            if fact.template is not None and fact.template_hash is not None:
-                key = (fact.template_hash, self.label(fact.template_hash, fact.template_version))
-                templates.setdefault(key, fact.template)
-        ids = self.ensure(templates)
-        linked: list[SpanFacts] = []
-        for fact in facts:
-            if fact.template_hash is None:
-                linked.append(fact)
-                continue
-            label = self.label(fact.template_hash, fact.template_version)
-            linked.append(
-                replace(fact, prompt_id=ids[(fact.template_hash, label)], prompt_version=label)
-            )
-        return linked
-
-    def ensure(self, templates: Mapping[PromptKey, str]) -> dict[PromptKey, uuid.UUID]:
-        """Return the prompt row ids of these templates, creating the rows that are missing."""
-        missing = [key for key in templates if key not in self._ids]
-        if missing:
-            with self.sessions.begin() as db:
-                self._load(db, missing)
-                new = [key for key in missing if key not in self._ids]
-                if new:
-                    now = utcnow()
-                    rows = []
-                    for digest, label in new:
-                        entry = self.registry.get(digest)
-                        rows.append(
-                            {
-                                "id": uuid.uuid4(),
-                                "name": entry.prompt_name if entry else f"template-{digest[:8]}",
-                                "version": label,
-                                "template": templates[(digest, label)],
-                                "template_hash": digest,
-                                "phoenix_prompt_id": entry.prompt_id if entry else None,
-                                "first_seen_at": now,
-                                "last_seen_at": now,
-                            }
-                        )
-                    # Another replica may create the same row meanwhile: keep whichever won.
-                    upsert(db, Prompt.__table__, rows, key=["template_hash", "version"])
-                    self._load(db, new)
-            if lost := [key for key in missing if key not in self._ids]:
-                raise PromptRowMissing(f"prompt rows vanished while being created: {lost}")
-        ids = {key: self._ids[key] for key in templates}
-        self._seen.update(ids.values())
-        return ids
-
-    def _load(self, db: Session, keys: Sequence[PromptKey]) -> None:
-        """Remember the ids of existing rows for these keys, linking them to the registry."""
-        wanted = set(keys)
-        digests = sorted({digest for digest, _label in keys})
-        for start in range(0, len(digests), KEYS_PER_STATEMENT):
-            rows = db.execute(
-                select(
-                    Prompt.id, Prompt.template_hash, Prompt.version, Prompt.phoenix_prompt_id
-                ).where(Prompt.template_hash.in_(digests[start : start + KEYS_PER_STATEMENT]))
-            ).all()
-            for prompt_id, digest, label, phoenix_prompt_id in rows:
-                if (digest, label) not in wanted:
-                    continue
-                self._ids[(digest, label)] = prompt_id
-                entry = self.registry.get(digest)
-                if entry and not phoenix_prompt_id:
-                    # A template that reached the registry after its spans: name it as there.
-                    db.execute(
-                        update(Prompt)
-                        .where(Prompt.id == prompt_id)
-                        .values(phoenix_prompt_id=entry.prompt_id, name=entry.prompt_name)
-                    )
-
-    def touch(self, db: Session) -> None:
-        """Mark the prompts this tick linked or registered as seen now."""
-        seen = sorted(self._seen)
-        now = utcnow()
-        for start in range(0, len(seen), KEYS_PER_STATEMENT):
-            db.execute(
-                update(Prompt)
-                .where(Prompt.id.in_(seen[start : start + KEYS_PER_STATEMENT]))
-                .values(last_seen_at=now)
-            )
 
 
 def _span_ref(held: HeldSpan) -> SpanRef:
@@ -270,6 +156,7 @@ class PromptSync:
         store: FactStore,
         page_size: int = PAGE_LIMIT,
         writer: FactWriter | None = None,
+        name_attribute: str | None = None,
     ) -> None:
         self.phoenix = phoenix
         self.sessions = sessions
@@ -277,7 +164,7 @@ class PromptSync:
         self.page_size = page_size
         # Every fact goes through this one writer; cursors, prompts and status stay in SQL.
         self.writer: FactWriter = writer or StoreFactWriter(store, sessions)
-        self.prompts = PromptCatalog(sessions)
+        self.prompts = PromptCatalog(sessions, name_attribute)
         self._registry_read_at = float("-inf")
         # Where the last slice of older spans ended, newest first: (synced_at, span id).
         self._slice_after: tuple[datetime, str] | None = None
@@ -301,8 +188,14 @@ class PromptSync:
         self._registry_read_at = time.monotonic()
         # Registry prompts are prompts too, even before any span uses them.
         self.prompts.ensure(
-            {(v.template_hash, v.version_label): v.template for v in registry.values()}
+            {
+                (v.template_hash, v.version_label, registry_key(v.prompt_id)): GroupSpec(
+                    v.template, "registry", v.prompt_name, None, v.prompt_id
+                )
+                for v in registry.values()
+            }
         )
+        self.prompts.adopt_registry()
 
     # One pass ---------------------------------------------------------------------------------
 
@@ -382,7 +275,10 @@ class PromptSync:
             )
             if spans:
                 facts = self.prompts.link(
-                    [span_facts(name, span, costs.get(span["id"])) for span in spans]
+                    [
+                        span_facts(name, span, costs.get(span["id"]), self.prompts.name_attribute)
+                        for span in spans
+                    ]
                 )
                 # Facts first, then the cursor: a failure between the two re-reads the page,
                 # whose writes skip what is stored; the order another store needs too.

@@ -1280,10 +1280,18 @@ class Delta:
 
 def _side(filters: Filters, side: VersionKey) -> Filters:
     """Narrow the filters to one side of a comparison."""
-    prompts = PromptSet(ids=(side.prompt_id,)) if side.prompt_id is not None else filters.prompts
     if filters.versions and side.prompt_version not in filters.versions:
-        prompts = PromptSet()  # the filters exclude this version: the side is empty
-    values = {**asdict_shallow(filters), "prompts": prompts, "versions": (side.prompt_version,)}
+        # The filters exclude this version: the side is empty.
+        return Filters(**{**asdict_shallow(filters), "prompts": PromptSet()})
+    if filters.prompt_map is not None:
+        # Under a map a side is the groups that belong to its prompt and show its label.
+        groups = set(filters.prompt_map.groups_of(side.prompt_id, (side.prompt_version,)))
+        if filters.prompts is not None:
+            groups &= set(filters.prompts.ids)
+        prompts = PromptSet(ids=tuple(sorted(groups)))
+        return Filters(**{**asdict_shallow(filters), "prompts": prompts, "versions": ()})
+    chosen = PromptSet(ids=(side.prompt_id,)) if side.prompt_id is not None else filters.prompts
+    values = {**asdict_shallow(filters), "prompts": chosen, "versions": (side.prompt_version,)}
     return Filters(**values)
 
 

@@ -39,7 +39,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from store.facts import FactStore
-from store.filters import ANNOTATION_SLICES, ANNOTATIONS, SPAN_SLICES, SPANS, Filters, where
+from store.filters import (
+    ANNOTATION_SLICES,
+    ANNOTATIONS,
+    SPAN_SLICES,
+    SPANS,
+    Filters,
+    prompt_sql,
+    version_sql,
+    where,
+)
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +299,9 @@ def source(
     gives the answer. `extra` is one more condition on columns that both tables have.
     """
     part_names = [c for c, _ in kind.parts]
+    if filters.prompt_map is not None and "prompt_version" in keys and "prompt_id" not in keys:
+        # A label is the group's: the map needs the group to find it.
+        keys = [*keys, "prompt_id"]
     with_hash = "prompt_id" in keys
     fact_where, params = where(filters, SPANS if kind is SPAN_KIND else ANNOTATIONS)
     fact_keys = list(keys)
@@ -309,7 +321,7 @@ def source(
         {"GROUP BY " + ", ".join(fact_keys) if fact_keys else ""}
     """  # noqa: S608
     if not day_list:
-        return facts, params
+        return _mapped(facts, params, filters, fact_select_names(fact_slice, keys, kind))
     params["slice_days"] = day_list
     slice_where, _same = where(filters, SPAN_SLICES if kind is SPAN_KIND else ANNOTATION_SLICES)
     slice_select = ["slice"] if fact_slice is not None else []
@@ -322,7 +334,36 @@ def source(
         FROM {kind.table}
         WHERE {slice_where} AND {extra} AND toDate(slice) IN {{slice_days:Array(Date)}}
     """  # noqa: S608
-    return f"{slices} UNION ALL {facts}", params
+    return _mapped(
+        f"{slices} UNION ALL {facts}", params, filters, fact_select_names(fact_slice, keys, kind)
+    )
+
+
+def fact_select_names(fact_slice: str | None, keys: Sequence[str], kind: Kind) -> list[str]:
+    """Return the column names a source's rows have, in order."""
+    names = ["slice"] if fact_slice is not None else []
+    names += list(keys)
+    if "prompt_id" in keys:
+        names.append("prompt_hash")
+    return names + [c for c, _ in kind.parts]
+
+
+def _mapped(
+    sql: str, params: dict[str, Any], filters: Filters, names: Sequence[str]
+) -> tuple[str, dict[str, Any]]:
+    """Show groups as the filters' prompt map says: its prompt id and version label.
+
+    Applied to the partial aggregates (a few rows per group and slice), never to the facts
+    themselves, so the engine still groups the facts by their dictionary codes.
+    """
+    if filters.prompt_map is None or not {"prompt_id", "prompt_version"} & set(names):
+        return sql, params
+    # The inner SELECT renames the facts' group id, so no alias of the outer one can shadow it.
+    inner = ["prompt_id AS group_id" if n == "prompt_id" else n for n in names]
+    mapped = {"prompt_id": prompt_sql("group_id"), "prompt_version": version_sql("group_id")}
+    outer = [f"{mapped[n]} AS {n}" if n in mapped else n for n in names]
+    sql = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM ({sql}))"  # noqa: S608
+    return sql, {**params, **filters.prompt_map.params()}
 
 
 SPAN_MERGE = f"""

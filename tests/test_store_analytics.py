@@ -23,6 +23,7 @@ import pytest
 from services.analytics import bucket_size as pandas_bucket_size
 from store import analytics, slices, views
 from store.analytics import Filters, PromptSet, VersionKey
+from store.filters import PromptMap
 from store.facts import FactStore, SpanAnnotationRow, SpanRow, open_store
 
 from .test_store import SERVER_ENV, _backends, chdb_dir, same  # noqa: F401
@@ -462,3 +463,67 @@ def test_score_spreads_equal_numpy(seeded) -> None:
         got = (spread.minimum, spread.q1, spread.median, spread.q3, spread.maximum)
         assert spread.scored == len(mine)
         assert all(close(a, float(b)) for a, b in zip(got, expected, strict=True)), spread
+
+
+# An admin's merge and relabel, as our database hands them to queries: p-a1 and p-b1 (two
+# wordings, both stated "v1") become one prompt "merged" whose v1 pools both; p-a2 joins it as
+# "v2"; p-c1 is relabelled "v9". The facts are not touched.
+MAP = PromptMap(
+    groups=("p-a1", "p-a2", "p-b1", "p-c1"),
+    prompts=("merged", "merged", "merged", "gamma"),
+    labels=("v1", "v2", "v1", "v9"),
+    revision=1,
+)
+MAPPED = {"p-a1": ("merged", "v1"), "p-a2": ("merged", "v2"), "p-b1": ("merged", "v1")}
+MAPPED["p-c1"] = ("gamma", "v9")
+
+
+def _mapped(frame: pd.DataFrame) -> pd.DataFrame:
+    """Apply MAP to a frame with numpy/pandas, independently of the store."""
+    pairs = frame["prompt_id"].map(lambda p: MAPPED.get(p, (None, None)))
+    return frame.assign(
+        prompt=[p for p, _v in pairs],
+        label=[v if p is not None else "unversioned" for p, v in pairs],
+    )
+
+
+def test_a_prompt_map_merges_and_relabels_at_query_time(seeded) -> None:
+    store, spans, notes = seeded
+    filters = dataclasses.replace(FILTERS, prompt_map=MAP)
+    window, scored = _mapped(_window(spans)), _mapped(_window(notes))
+    rows = analytics.breakdown(store, filters, "version")
+    keys = {(r.key.prompt_id, r.key.prompt_version) for r in rows}
+    assert keys == {("merged", "v1"), ("merged", "v2"), ("gamma", "v9"), (None, "unversioned")}
+    for row in rows:
+        prompt, label = row.key.prompt_id, row.key.prompt_version
+        mine = (
+            window["prompt"].isna()
+            if prompt is None
+            else ((window["prompt"] == prompt) & (window["label"] == label))
+        )
+        # Pooled exactly: v1's quantiles are over both wordings' calls together.
+        assert_metrics(row.metrics, window[mine])
+        notes_mine = (
+            scored["prompt"].isna()
+            if prompt is None
+            else ((scored["prompt"] == prompt) & (scored["label"] == label))
+        )
+        assert_scores(row.scores, scored[notes_mine])
+    # The series and the score summary group the same way.
+    series = analytics.time_series(store, filters, "version")
+    assert {(p.key.prompt_id, p.key.prompt_version) for p in series.points} == keys
+    summary = analytics.score_summary(store, filters)
+    assert {(s.key.prompt_id, s.key.prompt_version) for s in summary} == keys
+    # A version filter is by the shown label: v1 is both wordings, and v9 is p-c1.
+    v1 = analytics.kpis(store, dataclasses.replace(filters, versions=("v1",)))
+    assert v1.metrics.count == int((window["label"] == "v1").sum())
+    v9 = analytics.kpis(store, dataclasses.replace(filters, versions=("v9",)))
+    assert v9.metrics.count == int((window["prompt_id"] == "p-c1").sum())
+    # A comparison's side is (prompt, label) under the map.
+    deltas = analytics.compare_versions(
+        store, filters, VersionKey("v1", "merged"), VersionKey("v2", "merged"), seed=3
+    )
+    p95 = {d.metric: d for d in deltas}["p95 latency (ms)"]
+    side_a = window[(window["prompt"] == "merged") & (window["label"] == "v1")]
+    assert p95.n_a == len(side_a)
+    assert close(p95.a, float(np.quantile(side_a["latency_ms"], 0.95)))
