@@ -224,7 +224,8 @@ def metrics(mark: int | None, version_id: str | None, prompt_name: str | None) -
             return dbc.Alert(
                 "No traffic for this version has synced yet.", color="info", id=f"{PAGE}-empty"
             )
-        state = FilterState(prompt=detail.prompt_name, versions=(detail.label,), range="24h")
+        prompt = detail.synced_prompt or detail.prompt_name
+        state = FilterState(prompt=prompt, versions=(detail.label,), range="24h")
         filters = prompt_filters.resolve(db, state)
         sync_mark = analytics.watermark(db)
     store = fact_store()

@@ -4,6 +4,7 @@ rename and undo, each change audited."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import dash
@@ -14,8 +15,11 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from db.models import PromptChange
-from services import prompt_identity
+from services import analytics, prompt_identity
+from services.analytics import fact_store
 from services.container import get_services
+from services.span_facts import aware
+from store.filters import Filters
 
 dash.register_page(
     __name__,
@@ -31,6 +35,7 @@ TEMPLATE_SNIPPET = 160
 COLUMNS = (
     ("prompt", "prompt"),
     ("label", "version label"),
+    ("calls", "calls"),
     ("version", "version stated"),
     ("source", "identified by"),
     ("template", "template"),
@@ -45,18 +50,35 @@ def _is_admin() -> bool:
     return bool(current_user.is_authenticated and current_user.role == "admin")
 
 
+def _calls() -> dict[str, int]:
+    """Count each group's calls, once per sync watermark."""
+    store = fact_store()
+    with get_services().sessions() as db:
+        mark = analytics.watermark(db)
+    return analytics.cached(
+        "prompt-group-calls", Filters(), mark, lambda: prompt_identity.calls_per_group(store)
+    )
+
+
+def _time(moment: datetime) -> str:
+    """Show a time to the minute, in UTC like the filter bar."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _rows(db: Session) -> list[dict[str, Any]]:
     """Return the grid's rows: one per template group."""
+    calls = _calls()
     return [
         {
             "id": g.id,
             "prompt": g.prompt,
             "label": g.label,
+            "calls": calls.get(g.id, 0),
             "version": g.version,
             "source": g.source,
             "template": " ".join(g.template.split())[:TEMPLATE_SNIPPET] or "(no template)",
-            "first_seen_at": g.first_seen_at.isoformat(timespec="seconds"),
-            "last_seen_at": g.last_seen_at.isoformat(timespec="seconds"),
+            "first_seen_at": _time(aware(g.first_seen_at)),
+            "last_seen_at": _time(aware(g.last_seen_at)),
         }
         for g in prompt_identity.groups(db)
     ]
@@ -85,7 +107,7 @@ def _history(db: Session, admin: bool) -> Any:
                     html.Span(f"#{change.id} ", className="text-body-secondary"),
                     html.Span(change.summary),
                     html.Span(
-                        f" by {change.actor}, {change.at.isoformat(timespec='seconds')}",
+                        f" by {change.actor}, {_time(aware(change.at))}",
                         className="text-body-secondary small",
                     ),
                     html.Span(" (undone)", className="badge text-bg-light ms-1")
@@ -211,6 +233,14 @@ def layout(**_query: str) -> html.Div:
                 rowData=rows,
                 columnDefs=[
                     {"field": field, "headerName": header, "filter": True}
+                    | (
+                        {
+                            "type": "rightAligned",
+                            "valueFormatter": {"function": "formatCell(params.value, 'count')"},
+                        }
+                        if field == "calls"
+                        else {}
+                    )
                     for field, header in COLUMNS
                 ],
                 getRowId="params.data.id",
@@ -219,6 +249,8 @@ def layout(**_query: str) -> html.Div:
                     if admin
                     else None,
                     "domLayout": "autoHeight",
+                    # Rows re-sort after each change; sliding them only blurs what moved.
+                    "animateRows": False,
                     "pagination": True,
                     "paginationPageSize": 50,
                 },

@@ -58,18 +58,28 @@ class PromptNames:
 
 
 def prompt_names(db: Session) -> PromptNames:
-    """Read every prompt's name, each group's prompt name and label (small: a row per group)."""
+    """Read every prompt's name, each group's prompt name and label (small: a row per group).
+
+    A group without an identity (written by hand, or by code older than identities) is its own
+    prompt under the name it was created with.
+    """
     rows = db.execute(
         select(
-            Prompt.id, Prompt.identity_id, Prompt.label, Prompt.version, PromptIdentity.name
-        ).join(PromptIdentity, PromptIdentity.id == Prompt.identity_id)
+            Prompt.id,
+            Prompt.identity_id,
+            Prompt.label,
+            Prompt.version,
+            Prompt.name,
+            PromptIdentity.name,
+        ).outerjoin(PromptIdentity, PromptIdentity.id == Prompt.identity_id)
     ).all()
     by_id: dict[str, str] = {}
     labels: dict[str, str] = {}
-    for group, ident, label, version, name in rows:
+    for group, ident, label, version, own_name, name in rows:
         # Identities that hold no group are not prompts anyone can see.
-        by_id[str(ident)] = name
-        by_id[str(group)] = name
+        if ident is not None and name is not None:
+            by_id[str(ident)] = name
+        by_id[str(group)] = name if name is not None else own_name
         labels[str(group)] = label or version
     return PromptNames(by_id=by_id, labels=labels)
 
@@ -80,8 +90,10 @@ def prompt_set(db: Session, name: str | None) -> PromptSet | None:
         return None
     rows = db.scalars(
         select(Prompt.id)
-        .join(PromptIdentity, PromptIdentity.id == Prompt.identity_id)
-        .where(PromptIdentity.name == name)
+        .outerjoin(PromptIdentity, PromptIdentity.id == Prompt.identity_id)
+        .where(
+            (PromptIdentity.name == name) | (Prompt.identity_id.is_(None) & (Prompt.name == name))
+        )
     ).all()
     # An unknown name resolves to the empty set: it matches nothing, as it should.
     return PromptSet(ids=tuple(sorted(str(ident) for ident in rows)))

@@ -21,7 +21,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Prompt, PromptChange, PromptIdentity, utcnow
-from store.filters import PromptMap
+from store import analytics as store_analytics
+from store.facts import FactStore
+from store.filters import Filters, PromptMap
 
 MAX_NAME = 200
 MAX_LABEL = 100
@@ -94,16 +96,18 @@ def identity_names(db: Session) -> dict[str, str]:
 def groups(db: Session) -> list[Group]:
     """List every group with its prompt, label and template, by prompt name then first seen."""
     rows = db.execute(
-        select(Prompt, PromptIdentity.name, PromptIdentity.source)
+        select(Prompt, PromptIdentity.name, PromptIdentity.key)
         .join(PromptIdentity, PromptIdentity.id == Prompt.identity_id)
-        .order_by(PromptIdentity.name, Prompt.first_seen_at, Prompt.id)
+        .order_by(PromptIdentity.name, Prompt.label, Prompt.first_seen_at, Prompt.id)
     ).all()
     return [
         Group(
             id=str(group.id),
             prompt_id=str(group.identity_id),
             prompt=name,
-            source=source,
+            # How the spans named it, and whether an admin moved it since.
+            source=group.identity_key.partition(":")[0]
+            + ("" if key == group.identity_key else ", merged"),
             label=group.label or group.version,
             version=group.version,
             template=group.template,
@@ -111,8 +115,17 @@ def groups(db: Session) -> list[Group]:
             first_seen_at=group.first_seen_at,
             last_seen_at=group.last_seen_at,
         )
-        for group, name, source in rows
+        for group, name, key in rows
     ]
+
+
+def calls_per_group(store: FactStore) -> dict[str, int]:
+    """Count every group's calls over all time (in the engine: slices and the newest facts)."""
+    counts: dict[str, int] = {}
+    for row in store_analytics.breakdown(store, Filters(), "version"):
+        if row.key.prompt_id is not None:
+            counts[row.key.prompt_id] = counts.get(row.key.prompt_id, 0) + row.metrics.count
+    return counts
 
 
 def history(db: Session, limit: int = HISTORY_ROWS) -> list[Change]:

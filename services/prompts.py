@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import Prompt
+from db.models import Prompt, PromptIdentity
 from services.cache import cache
 from services.phoenix import PhoenixClient
+from services.prompt_catalog import registry_key
 from services.span_facts import registry_text, template_hash
 
 CACHE_S = 30
@@ -27,6 +28,8 @@ class PromptVersionDetail:
     tags: list[str]
     label: str | None
     model: str | None
+    # The prompt our pages know the version's calls by (an admin may have renamed or merged it).
+    synced_prompt: str | None = None
 
 
 def registry(phoenix: PhoenixClient) -> list[dict[str, Any]]:
@@ -49,9 +52,15 @@ def version_detail(
 ) -> PromptVersionDetail:
     """Describe a registry version and find its label among the synced prompt versions."""
     text = registry_text(version.get("template") or {})
-    label = db.scalar(
-        select(Prompt.version).where(Prompt.template_hash == template_hash(text)).limit(1)
-    )
+    # The registry's own group of this template first, else any group of it.
+    found = db.execute(
+        select(Prompt.label, Prompt.version, PromptIdentity.name)
+        .join(PromptIdentity, PromptIdentity.id == Prompt.identity_id)
+        .where(Prompt.template_hash == template_hash(text))
+        .order_by((Prompt.identity_key == registry_key(prompt["id"])).desc(), Prompt.first_seen_at)
+        .limit(1)
+    ).first()
+    label, synced_prompt = (found[0] or found[1], found[2]) if found else (None, None)
     tags = [t["name"] for t in phoenix.prompt_version_tags(version["id"])]
     return PromptVersionDetail(
         prompt_id=prompt["id"],
@@ -61,4 +70,5 @@ def version_detail(
         tags=tags,
         label=label,
         model=version.get("model_name"),
+        synced_prompt=synced_prompt,
     )

@@ -53,6 +53,7 @@ BOOTSTRAP_SAMPLES = 1000
 COMPARE_SAMPLE_ROWS = 5000
 Z95 = 1.959963984540054
 QUANTILES = (0.5, 0.95, 0.99)
+NO_INTERVAL = "no interval: a side has no values"
 EXPORT_COLUMNS = (
     "span_id",
     "trace_id",
@@ -1269,13 +1270,11 @@ class Delta:
     n_b: int
 
     @property
-    def significant(self) -> bool:
-        """Tell whether the interval excludes zero."""
-        return (
-            self.ci_low is not None
-            and self.ci_high is not None
-            and (self.ci_low > 0 or self.ci_high < 0)
-        )
+    def significant(self) -> bool | None:
+        """Tell whether the interval excludes zero; None when there is no interval to say so."""
+        if self.ci_low is None or self.ci_high is None:
+            return None
+        return self.ci_low > 0 or self.ci_high < 0
 
 
 def _side(filters: Filters, side: VersionKey) -> Filters:
@@ -1372,12 +1371,15 @@ def compare_versions(
         ("p50 latency (ms)", "50", (ma.p50_ms, mb.p50_ms)),
         ("p95 latency (ms)", "95", (ma.p95_ms, mb.p95_ms)),
     ):
-        deltas.append(_delta(label, exact, latency_a, latency_b, stat, rng, bootstrap, ma, mb))
+        counts = (ma.count, mb.count)
+        deltas.append(_delta(label, exact, latency_a, latency_b, stat, rng, bootstrap, counts))
     tokens_a = np.array([r[1] for r in rows_a if r[1] is not None], dtype=float)
     tokens_b = np.array([r[1] for r in rows_b if r[1] is not None], dtype=float)
     tokens = (ma.tokens_mean, mb.tokens_mean)
+    # Each n is what its mean is over: calls with known tokens, scored annotations.
+    known = (ma.count - ma.tokens_unknown, mb.count - mb.tokens_unknown)
     deltas.append(
-        _delta("tokens per call", tokens, tokens_a, tokens_b, "mean", rng, bootstrap, ma, mb)
+        _delta("tokens per call", tokens, tokens_a, tokens_b, "mean", rng, bootstrap, known)
     )
     if ma.count and mb.count:
         low, high = _newcombe(ma.errors, ma.count, mb.errors, mb.count)
@@ -1398,7 +1400,15 @@ def compare_versions(
     else:
         deltas.append(
             Delta(
-                "error rate", ma.error_rate, mb.error_rate, None, None, None, "", ma.count, mb.count
+                "error rate",
+                ma.error_rate,
+                mb.error_rate,
+                None,
+                None,
+                None,
+                NO_INTERVAL,
+                ma.count,
+                mb.count,
             )
         )
     means_a = {s.name: s for s in exact_a.scores}
@@ -1408,8 +1418,9 @@ def compare_versions(
         score_b = _scores_sample(store, side_b, name, seed, sample_rows)
         sa, sb = means_a.get(name), means_b.get(name)
         exact = (sa.mean if sa else None, sb.mean if sb else None)
+        scored = (sa.scored if sa else 0, sb.scored if sb else 0)
         deltas.append(
-            _delta(f"mean {name}", exact, score_a, score_b, "mean", rng, bootstrap, ma, mb)
+            _delta(f"mean {name}", exact, score_a, score_b, "mean", rng, bootstrap, scored)
         )
     return deltas
 
@@ -1438,12 +1449,16 @@ def _delta(
     statistic: str,
     rng: np.random.Generator,
     method: str,
-    ma: Metrics,
-    mb: Metrics,
+    counts: tuple[int, int],
 ) -> Delta:
-    """Build one Delta: exact values, and a bootstrap interval where both sides have data."""
+    """Build one Delta: exact values, and a bootstrap interval where both sides have data.
+
+    `counts` are the values each side's statistic is over. Without data on both sides there is
+    no interval, and the Delta says so instead of naming a method that did not run.
+    """
     value_a, value_b = exact
+    n_a, n_b = counts
     if value_a is None or value_b is None or a.size == 0 or b.size == 0:
-        return Delta(metric, value_a, value_b, None, None, None, method, ma.count, mb.count)
+        return Delta(metric, value_a, value_b, None, None, None, NO_INTERVAL, n_a, n_b)
     low, high = _bootstrap(a, b, statistic, rng)
-    return Delta(metric, value_a, value_b, value_b - value_a, low, high, method, ma.count, mb.count)
+    return Delta(metric, value_a, value_b, value_b - value_a, low, high, method, n_a, n_b)
