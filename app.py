@@ -23,9 +23,9 @@ from components import table
 from components.shell import create_navbar, create_shell
 from db.migrate import DatabaseNotMigrated, ensure_migrated
 from db.session import make_engine, make_session_factory
-from services import auth, cache, export, proxy, security
+from services import auth, cache, export, monitor_api, monitors, proxy, security
 from services.cli import prompts_cli, sync_cli, users_cli
-from services.container import Services
+from services.container import Services, get_services
 from services.phoenix import PhoenixClient
 from services.sync import PromptSync
 from services.sync_worker import start_worker_on_first_request
@@ -103,6 +103,7 @@ def create_server(settings: Settings) -> Flask:
     auth.init_app(server)
     proxy.init_app(server, settings)
     server.register_blueprint(export.bp)
+    server.register_blueprint(monitor_api.bp)
     server.cli.add_command(users_cli)
     server.cli.add_command(prompts_cli)
     server.cli.add_command(sync_cli)
@@ -147,13 +148,18 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     def serve_layout() -> dash.html.Div:
         """Build the shell for the signed-in user on every page load."""
         name = current_user.display_name if current_user.is_authenticated else ""
+        firing = 0
+        if current_user.is_authenticated:
+            with get_services(server).sessions() as db:
+                firing = monitors.firing_count(db)
         navbar = create_navbar(
             dash.page_registry.values(),
             phoenix_enabled=settings.phoenix_enabled,
             user_name=name,
             csrf_token=generate_csrf() if has_request_context() else "",
+            firing=firing,
         )
-        return create_shell(navbar)
+        return create_shell(navbar, settings.poll_interval_s)
 
     app.layout = serve_layout
     table.init_app(app)

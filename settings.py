@@ -111,6 +111,22 @@ def _attribute_name(raw: str) -> str:
     return value
 
 
+def _smtp_url(raw: str) -> str:
+    value = raw.strip()
+    if value and urlsplit(value).scheme not in {"smtp", "smtps"}:
+        raise ValueError("must be empty or smtp://[user:password@]host[:port] (smtps:// for TLS)")
+    if value and not urlsplit(value).hostname:
+        raise ValueError("names no host; use smtp://host:port")
+    return value
+
+
+def _public_url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if value:
+        return _http_url(value)
+    return value
+
+
 def _env(name: str, parse: Callable[[str], Any], help_text: str, *, secret: bool = False) -> Any:
     """Declare a field read from the environment variable `name`."""
     # A secret stays out of repr(), hence out of tracebacks and logs that print the settings.
@@ -191,6 +207,21 @@ class Settings:
         "Span attribute that names prompts when the registry and OpenInference's prompt.id do "
         "not (for example metadata.prompt_name); empty: identify by template.",
     )
+    smtp_url: str = _env(
+        "SMTP_URL",
+        _smtp_url,
+        "SMTP server for monitors' email: smtp://[user:password@]host[:port] (STARTTLS when the "
+        "server offers it), or smtps:// for TLS from the start. Empty: email channels cannot "
+        "send.",
+        secret=True,
+    )
+    smtp_from: str = _env("SMTP_FROM", _text, "Sender address of monitors' email.")
+    public_url: str = _env(
+        "PUBLIC_URL",
+        _public_url,
+        "The dashboard's address as users open it (https://dash.example.com); links in "
+        "notifications start with it. Empty: http://HOST:PORT.",
+    )
     sync_interval_s: int = _env(
         "SYNC_INTERVAL_S", _positive_int, "Seconds between two reads of new Phoenix data."
     )
@@ -231,6 +262,9 @@ class Settings:
             "SYNC_WORKER": "true",
             "SYNC_INTERVAL_S": "5",
             "PROMPT_NAME_ATTRIBUTE": "",
+            "SMTP_URL": "",
+            "SMTP_FROM": "prompt-analytics@localhost",
+            "PUBLIC_URL": "",
             "LOG_LEVEL": "INFO",
             "HOST": "127.0.0.1",
             "PORT": "8050",

@@ -1,29 +1,80 @@
 // Cell formats of the data tables (services/tables.py): the grid gets raw values, shown here
 // by each column's registry format. The CSV export keeps the raw values at full precision.
+// The rules mirror components/formats.py, which the cards, tooltips and charts use
+// (tests/test_formats.py runs both on the same values).
 var dagfuncs = (window.dashAgGridFunctions = window.dashAgGridFunctions || {});
 
-dagfuncs.formatCell = function (value, format) {
-  if (value === null || value === undefined || value === "") return "";
+function nonZero(text) {
+  return /[1-9]/.test(text);
+}
+
+// A value that rounds to zero loses its sign: "-0" reads as a loss that is not there.
+function plain(text) {
+  return text.charAt(0) === "-" && !nonZero(text) ? text.slice(1) : text;
+}
+
+function grouped(value, digits) {
+  return Number(value).toLocaleString("en-US", {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+}
+
+// Cents from $1; below, four decimals (cents hide the cost of a single call); below $0.0001,
+// two significant digits ($0.0000065, not $0.0000).
+function usdDigits(amount) {
+  if (amount >= 1) return 2;
+  if (amount >= 0.0001 || amount === 0) return 4;
+  return Math.min(12, 1 - Math.floor(Math.log10(amount)));
+}
+
+var UNITS = {
+  count: function (value) {
+    return plain(grouped(Math.round(value), 0));
+  },
+  percent: function (value) {
+    return plain(grouped(value * 100, 1) + "%");
+  },
+  ms: function (value) {
+    if (Math.abs(value) >= 1000) return plain(grouped(value / 1000, 2) + " s");
+    return plain(value.toFixed(0) + " ms");
+  },
+  usd: function (value) {
+    const text = grouped(Math.abs(value), usdDigits(Math.abs(value)));
+    return (value < 0 && nonZero(text) ? "-" : "") + "$" + text;
+  },
+  score: function (value) {
+    return plain(value.toFixed(2));
+  },
+  number: function (value) {
+    return plain(Number(value).toLocaleString("en-US", { maximumFractionDigits: 3 }));
+  },
+};
+
+function missing(value) {
+  return value === null || value === undefined || value === "";
+}
+
+// A difference with its sign: rates in percentage points ("+3.1 pp"), else in the unit.
+dagfuncs.formatDelta = function (value, unit) {
+  if (missing(value)) return "";
+  const number = Number(value);
+  const format = UNITS[unit] || UNITS.number;
+  const text =
+    unit === "percent" ? grouped(Math.abs(number) * 100, 1) + " pp" : format(Math.abs(number));
+  if (!nonZero(text)) return text;
+  return (number > 0 ? "+" : "-") + text;
+};
+
+// `params` (optional) lets a column take its unit from its row: "unit" shows the value in the
+// row's `unit`, "unit-delta" a difference in it (the comparison table, one metric a row).
+dagfuncs.formatCell = function (value, format, params) {
+  if (missing(value)) return "";
+  const rowUnit = params && params.data ? params.data.unit : undefined;
+  if (format === "unit-delta") return dagfuncs.formatDelta(value, rowUnit || "number");
+  if (format === "unit") format = rowUnit || "number";
+  if (UNITS[format]) return UNITS[format](Number(value));
   switch (format) {
-    case "count":
-      return Number(value).toLocaleString("en-US", { maximumFractionDigits: 0 });
-    case "percent":
-      return (Number(value) * 100).toFixed(1) + " %";
-    case "ms": {
-      const ms = Number(value);
-      return Math.abs(ms) >= 1000 ? (ms / 1000).toFixed(2) + " s" : ms.toFixed(0) + " ms";
-    }
-    case "usd": {
-      const usd = Number(value);
-      // Cents hide the cost of a single call: small amounts keep four decimals.
-      const digits = Math.abs(usd) < 1 ? 4 : 2;
-      return "$" + usd.toLocaleString("en-US", {
-        minimumFractionDigits: digits,
-        maximumFractionDigits: digits,
-      });
-    }
-    case "number":
-      return Number(value).toLocaleString("en-US", { maximumFractionDigits: 3 });
     case "yes-no":
       return value ? "yes" : "no";
     case "time":

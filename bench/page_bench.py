@@ -169,8 +169,13 @@ def analytics_redraw(browser: Browser, search: str = SEARCH, mark: Any = None) -
     names = ("kpis", "latency", "tokens", "cost", "errors", "versions", "version-a", "version-b")
     props = ("children", "figure", "figure", "figure", "figure", "children", "options", "options")
     outputs = [(f"analytics-{n}", p) for n, p in zip(names, props, strict=True)]
+    picker = [
+        ("analytics-filter-evaluator", "options"),
+        ("analytics-filter-evaluator", "placeholder"),
+        ("analytics-evaluator-message", "children"),
+    ]
     return browser.call(
-        [*outputs, ("analytics-message", "children")],
+        [*outputs, *picker, ("analytics-message", "children")],
         [
             ("analytics-watermark", "data", mark),
             ("analytics-split", "value", "prompt_version"),
@@ -198,8 +203,17 @@ def load_page(browser: Browser, page: str) -> None:
     found = browser.layout(path)
     if page == "home":
         browser.call(
-            [("home-stats", "children"), ("home-top-prompts", "children")],
-            [("home-watermark", "data", found["home-watermark"].get("data"))],
+            [
+                ("home-stats", "children"),
+                ("home-top-prompts", "children"),
+                ("home-filter-evaluator", "options"),
+                ("home-filter-evaluator", "placeholder"),
+                ("home-evaluator-message", "children"),
+            ],
+            [
+                ("home-watermark", "data", found["home-watermark"].get("data")),
+                ("home-filter-evaluator", "value", None),
+            ],
         )
         return
     search = found[f"{page}-state"].get("data")

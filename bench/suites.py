@@ -552,6 +552,14 @@ TARGETS: list[tuple[str, str, str | None, str]] = [
         "max",
         "120",
     ),
+    # Written by `python -m bench.monitor_bench` (the 10M store; one monitor, both sides).
+    (
+        "monitor_eval_ms_10m",
+        "monitors: one evaluation, worst metric (p95 latency, 7-day window, ~778k calls a "
+        "side), cold, 10M (ms)",
+        "max",
+        "1000",
+    ),
 ]
 TABLE_START, TABLE_END = "<!-- bench:start -->", "<!-- bench:end -->"
 

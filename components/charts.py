@@ -10,6 +10,7 @@ from typing import Any
 
 from dash import dcc
 
+from components.formats import Unit, axis, fmt_count, fmt_value
 from store.views import Histogram
 
 Figure = dict[str, Any]
@@ -63,28 +64,74 @@ def create_empty_figure(message: str, title: str = "") -> Figure:
 
 
 Point = tuple[str, Any, float | None]  # (series name, x, y)
+# ... and the n behind y (the calls, or the scores, a point stands for)
+CountedPoint = tuple[str, Any, float | None, int]
+# ... and how many of those n have an unknown value (the total leaves them out)
+PartialPoint = tuple[str, Any, float | None, int, int]
+AnyPoint = Point | CountedPoint | PartialPoint
 
 
-def _traces(points: Sequence[Point], **trace: Any) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Hover:
+    """How a chart's tooltips read: the value's unit, and what its n counts."""
+
+    unit: Unit
+    n_label: str = "calls"
+    unknown_label: str = "unknown"  # "without tokens": what the unknown count lacks
+
+    def template(self, counted: bool) -> str:
+        """Show the x, the formatted value and, where known, the n behind it."""
+        n = " · n = %{customdata[1]:,} " + self.n_label + "%{customdata[2]}" if counted else ""
+        return "%{x}<br>%{customdata[0]}" + n
+
+    def customdata(self, point: tuple[Any, ...]) -> list[Any]:
+        """Carry the value as the dashboard formats it, the n, and the unknown note."""
+        n = point[3] if len(point) > 3 else None
+        unknown = point[4] if len(point) > 4 else 0
+        note = f" ({fmt_count(unknown)} {self.unknown_label})" if unknown else ""
+        return [fmt_value(point[2], self.unit), n, note]
+
+
+def _traces(
+    points: Sequence[AnyPoint], hover: Hover | None = None, **trace: Any
+) -> list[dict[str, Any]]:
     """Make a trace per series name, in order of first appearance, as plotly express does."""
-    series: dict[str, tuple[list[Any], list[float | None]]] = {}
-    for name, x, y in points:
-        xs, ys = series.setdefault(name, ([], []))
+    series: dict[str, tuple[list[Any], list[float | None], list[list[Any]]]] = {}
+    counted = False
+    for point in points:
+        name, x, y = point[0], point[1], point[2]
+        xs, ys, custom = series.setdefault(name, ([], [], []))
         xs.append(x.isoformat() if isinstance(x, datetime) else x)
         ys.append(y)
-    return [{**trace, "name": name, "x": xs, "y": ys} for name, (xs, ys) in series.items()]
+        if hover is not None:
+            custom.append(hover.customdata(point))
+            counted = counted or len(point) > 3
+    traces = []
+    for name, (xs, ys, custom) in series.items():
+        made = {**trace, "name": name, "x": xs, "y": ys}
+        if hover is not None:
+            made |= {"customdata": custom, "hovertemplate": hover.template(counted)}
+        traces.append(made)
+    return traces
 
 
-def create_series_figure(points: Sequence[Point], title: str, y_title: str) -> Figure:
-    """Plot one metric over time, a line per series (prompt version or model)."""
+def create_series_figure(
+    points: Sequence[AnyPoint], title: str, y_title: str, hover: Hover | None = None
+) -> Figure:
+    """Plot one metric over time, a line per series (prompt version or model).
+
+    With `hover`, the y axis ticks in its unit and each tooltip shows the value as the cards
+    do, with the n behind it when points carry one.
+    """
     if not points:
         return create_empty_figure("No data for these filters", title)
-    data = _traces(points, type="scatter", mode="lines+markers")
-    return _figure(data, title, yaxis={"title": {"text": y_title}}, legend=LEGEND_BELOW)
+    data = _traces(points, hover, type="scatter", mode="lines+markers")
+    yaxis = {"title": {"text": y_title}, **axis(hover.unit if hover else None)}
+    return _figure(data, title, yaxis=yaxis, legend=LEGEND_BELOW)
 
 
-def create_histogram(histogram: Histogram, title: str, x_title: str) -> Figure:
-    """Plot a distribution the engine binned: a bar per bin."""
+def create_histogram(histogram: Histogram, title: str, x_title: str, unit: Unit = "ms") -> Figure:
+    """Plot a distribution the engine binned: a bar per bin, its range and count on hover."""
     if not histogram.counts or not any(histogram.counts):
         return create_empty_figure("No data for these filters", title)
     edges = histogram.edges
@@ -95,14 +142,19 @@ def create_histogram(histogram: Histogram, title: str, x_title: str) -> Figure:
             "width": [high - low for low, high in itertools.pairwise(edges)],
             "y": list(histogram.counts),
             "name": x_title,
+            "customdata": [
+                f"{fmt_value(low, unit)} to {fmt_value(high, unit)}"
+                for low, high in itertools.pairwise(edges)
+            ],
+            "hovertemplate": "%{customdata}<br>n = %{y:,} calls<extra></extra>",
         }
     ]
     return _figure(
         data,
         title,
         bargap=0.05,
-        xaxis={"title": {"text": x_title}},
-        yaxis={"title": {"text": "calls"}},
+        xaxis={"title": {"text": x_title}, **axis(unit)},
+        yaxis={"title": {"text": "calls"}, **axis("count")},
     )
 
 
@@ -144,22 +196,22 @@ def create_score_box(boxes: Sequence[Box], title: str) -> Figure:
         title,
         height=300,
         boxmode="group",
-        yaxis={"title": {"text": "score"}},
+        yaxis={"title": {"text": "score"}, **axis("score")},
         legend=LEGEND_BELOW,
     )
 
 
-def create_label_bars(shares: Sequence[Point], title: str) -> Figure:
-    """Plot label shares as stacked bars: points are (label, "evaluator · version", share)."""
+def create_label_bars(shares: Sequence[AnyPoint], title: str) -> Figure:
+    """Plot label shares as stacked bars: (label, "evaluator · version", share[, labelled])."""
     if not shares:
         return create_empty_figure("No labelled evaluations for these filters", title)
-    data = _traces(shares, type="bar")
+    data = _traces(shares, Hover("percent", "labelled"), type="bar")
     return _figure(
         data,
         title,
         height=300,
         barmode="stack",
-        yaxis={"title": {"text": "share"}},
+        yaxis={"title": {"text": "share"}, **axis("percent")},
         legend={"orientation": "h", "y": -0.3},
     )
 

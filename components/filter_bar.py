@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,8 +10,10 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from components.live import create_live_controls
+from services import evaluators
 from services.filters import RANGES, STATUSES, FilterState
 from services.live import LiveState
+from store.analytics import EvaluatorScore
 
 
 def _with_current(options: list[str], value: str | list[str] | None) -> list[str]:
@@ -174,3 +177,57 @@ def create_empty_notice(page: str, message: str | None, empty: bool, what: str) 
         return None
     text = message or f"No {what} match these filters yet."
     return dbc.Alert(text, color="info", id=f"{page}-empty")
+
+
+def create_evaluator_picker(page: str, evaluator: str | None) -> dbc.Row:
+    """Build the picker of the evaluator the score cards show, kept in the URL as evaluator=.
+
+    Empty means the evaluator with the most annotations; the page fills the choices (and says
+    which one that is in the placeholder) once it knows the data.
+    """
+    return dbc.Row(
+        [
+            dbc.Col(
+                dbc.InputGroup(
+                    [
+                        dbc.InputGroupText("Evaluator", className="small"),
+                        dcc.Dropdown(
+                            id=f"{page}-filter-evaluator",
+                            options=[{"label": evaluator, "value": evaluator}] if evaluator else [],
+                            value=evaluator,
+                            placeholder="the one with the most annotations",
+                            clearable=True,
+                            className="flex-grow-1",
+                        ),
+                    ],
+                    size="sm",
+                    className="flex-nowrap",
+                ),
+                xs=12,
+                md=6,
+                lg=4,
+            ),
+            dbc.Col(html.Div(id=f"{page}-evaluator-message"), xs=12, md=6, lg=8),
+        ],
+        className="g-2 mb-2 align-items-center",
+    )
+
+
+def evaluator_picker_outputs(
+    page: str, scores: Sequence[EvaluatorScore], wanted: str | None
+) -> tuple[list[dict[str, str]], str, Any]:
+    """Fill the picker: the evaluators here, the default named, and a note if the URL's is not."""
+    choice = evaluators.choose(scores, wanted)
+    default = evaluators.default_evaluator(scores)
+    placeholder = f"{default} (most annotations)" if default else "no evaluations"
+    note = (
+        dbc.Alert(
+            choice.message,
+            color="warning",
+            className="py-1 small mb-0",
+            id=f"{page}-evaluator-problem",
+        )
+        if choice.message
+        else None
+    )
+    return evaluators.options(scores, wanted), placeholder, note

@@ -11,17 +11,35 @@ from dash import dcc, html
 from dash.development.base_component import Component
 
 
-def create_nav_links(pages: Iterable[Mapping[str, Any]], *, phoenix_enabled: bool) -> list[Any]:
+def create_alerts_badge(firing: int) -> html.Span:
+    """Show how many monitors fire, in the navbar; nothing while none does."""
+    return html.Span(
+        f"{firing:,}" if firing else "",
+        id="nav-alerts-badge",
+        className="badge rounded-pill text-bg-danger ms-1" if firing else "d-none",
+        title=f"{firing} monitor{'s' if firing != 1 else ''} firing" if firing else None,
+    )
+
+
+def create_nav_links(
+    pages: Iterable[Mapping[str, Any]], *, phoenix_enabled: bool, firing: int = 0
+) -> list[Any]:
     """Build a nav link per registered page, hiding Phoenix pages when the flag is off."""
     links = []
     for page in sorted(pages, key=lambda p: (p.get("order") or 0, p["name"])):
         if page.get("needs_phoenix") and not phoenix_enabled:
             continue
         icon = html.I(className=f"bi {page.get('icon', 'bi-circle')} me-1")
+        module = page["module"].rsplit(".", 1)[-1]
+        badge = (
+            [html.Span(create_alerts_badge(firing), id="nav-alerts-slot")]
+            if module == "alerts"
+            else []
+        )
         links.append(
             dbc.NavItem(
                 dbc.NavLink(
-                    [icon, page["name"]],
+                    [icon, page["name"], *badge],
                     href=page["relative_path"],
                     active="exact",
                     id=f"nav-{page['module'].rsplit('.', 1)[-1]}",
@@ -51,6 +69,7 @@ def create_navbar(
     phoenix_enabled: bool,
     user_name: str,
     csrf_token: str,
+    firing: int = 0,
 ) -> dbc.Navbar:
     """Build the top navbar with the pages and the signed-in user."""
     user_menu = dbc.DropdownMenu(
@@ -75,7 +94,7 @@ def create_navbar(
                     [html.I(className="bi bi-graph-up-arrow me-2"), "Prompt Analytics"], href="/"
                 ),
                 dbc.Nav(
-                    create_nav_links(pages, phoenix_enabled=phoenix_enabled),
+                    create_nav_links(pages, phoenix_enabled=phoenix_enabled, firing=firing),
                     className="me-auto",
                     navbar=True,
                 ),
@@ -89,11 +108,12 @@ def create_navbar(
     )
 
 
-def create_shell(navbar: Component) -> html.Div:
-    """Wrap the navbar and the current page."""
+def create_shell(navbar: Component, poll_interval_s: int = 5) -> html.Div:
+    """Wrap the navbar and the current page; the alerts badge polls our database."""
     return html.Div(
         [
             dcc.Location(id="shell-location"),
+            dcc.Interval(id="shell-alerts-poll", interval=poll_interval_s * 1000),
             navbar,
             dbc.Container(dash.page_container, fluid=True, className="pb-4"),
         ]

@@ -11,7 +11,7 @@ from dash import MATCH, ClientsideFunction, Dash, Input, Output, State, dcc, htm
 
 from services.tables import PAGE_ROWS, Column
 
-NUMERIC = frozenset({"count", "percent", "ms", "usd", "number"})
+NUMERIC = frozenset({"count", "percent", "ms", "usd", "score", "number", "unit", "unit-delta"})
 
 
 def column_defs(columns: Sequence[Column], *, paged: bool = False) -> list[dict[str, Any]]:
@@ -21,8 +21,9 @@ def column_defs(columns: Sequence[Column], *, paged: bool = False) -> list[dict[
         spec: dict[str, Any] = {
             "field": column.id,
             "headerName": column.header,
-            # assets/dashAgGridFunctions.js: rates as %, latency in ms or s, cost in $.
-            "valueFormatter": {"function": f"formatCell(params.value, '{column.format}')"},
+            # assets/dashAgGridFunctions.js: rates as %, latency in ms or s, cost in $; the
+            # row goes along for a column whose unit is the row's (the comparison's metrics).
+            "valueFormatter": {"function": f"formatCell(params.value, '{column.format}', params)"},
         }
         if column.format in NUMERIC:
             spec["type"] = "rightAligned"
@@ -104,6 +105,8 @@ def create_data_table(
     options: dict[str, Any] = {
         "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
         "animateRows": False,
+        # Column ids name evaluators and labels, which may hold dots: never a nested path.
+        "suppressFieldDotNotation": True,
     }
     if paged:
         options |= {

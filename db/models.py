@@ -268,3 +268,127 @@ class AnnotationFact(Base):
     score: Mapped[float | None] = mapped_column(Float)
     explanation: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# Monitors ----------------------------------------------------------------------------------------
+
+MonitorState = Literal["ok", "firing", "resolved", "insufficient"]
+MONITOR_STATES: tuple[str, ...] = get_args(MonitorState)
+
+
+class Channel(Base):
+    """Where notifications go: a signed JSON webhook, a Slack incoming webhook, or email."""
+
+    __tablename__ = "channels"
+    __table_args__ = (CheckConstraint("kind IN ('webhook', 'slack', 'email')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # The webhook URL or the email addresses; a Slack URL is a secret and lives in `secret`.
+    target: Mapped[str] = mapped_column(Text, default="")
+    # Encrypted with a key derived from SECRET_KEY (services/secret_box.py), or "env:NAME" to
+    # read it from the environment at send time. Never sent back to a browser.
+    secret: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Monitor(Base):
+    """One watched metric of one prompt, with its rule, channels and current state."""
+
+    __tablename__ = "monitors"
+    __table_args__ = (
+        CheckConstraint("state IN ('ok', 'firing', 'resolved', 'insufficient')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # The whole definition as validated JSON (services/monitor_rules.py reads and writes it).
+    spec: Mapped[str] = mapped_column(Text)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16), default="insufficient")
+    # Bumps on every change of state; a notification is keyed by (monitor, transition, channel).
+    transition: Mapped[int] = mapped_column(Integer, default=0)
+    state_since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_evaluated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The last evaluation's numbers (JSON), shown on the alerts page and in notifications.
+    last_result: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MonitorChannel(Base):
+    """A channel a monitor notifies."""
+
+    __tablename__ = "monitor_channels"
+
+    monitor_id: Mapped[int] = mapped_column(
+        ForeignKey("monitors.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class MonitorPoint(Base):
+    """One evaluation's numbers, for the alerts page's sparklines (old points are pruned)."""
+
+    __tablename__ = "monitor_points"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    monitor_id: Mapped[int] = mapped_column(
+        ForeignKey("monitors.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    candidate: Mapped[float | None] = mapped_column(Float)
+    baseline: Mapped[float | None] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16))
+
+
+class MonitorEvent(Base):
+    """A change of a monitor's state: the history of firings."""
+
+    __tablename__ = "monitor_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    monitor_id: Mapped[int] = mapped_column(
+        ForeignKey("monitors.id", ondelete="CASCADE"), index=True
+    )
+    transition: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    # The evaluation that caused it (JSON): values, interval, n per side, method, link.
+    result: Mapped[str] = mapped_column(Text)
+
+
+class Notification(Base):
+    """One message to one channel, kept until delivered: the outbox survives restarts.
+
+    (monitor, transition, channel) is unique, so a state change enqueued twice (two replicas,
+    a retried tick) is one message; a test notification has no monitor transition.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_notifications_dedupe_key"),
+        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # "monitor:<id>:<transition>:channel:<id>" or "test:<uuid>": what makes it one message.
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("channels.id", ondelete="CASCADE"), index=True
+    )
+    monitor_id: Mapped[int | None] = mapped_column(ForeignKey("monitors.id", ondelete="SET NULL"))
+    event: Mapped[str] = mapped_column(String(16))  # firing, resolved, test
+    payload: Mapped[str] = mapped_column(Text)  # JSON, as the webhook receives it
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -9,7 +9,7 @@ from dash import Dash
 from app import create_app
 from devtools.demo_data import load_demo
 from devtools.phoenix import PROJECT_DIR, ensure_running
-from services import users
+from services import monitors, users
 from services.container import get_services
 from settings import Settings
 
@@ -25,6 +25,36 @@ def ensure_demo_user(app: Dash) -> bool:
             return False
         users.create_user(db, DEMO_EMAIL, DEMO_PASSWORD, role="admin", display_name="Demo Analyst")
         return True
+
+
+DEMO_MONITOR = {
+    "name": "support-answer p95: newest version against the one before",
+    "prompt": "support-answer",
+    "metric": "p95_ms",
+    "rule": "relative",
+    "candidate": "newest",
+    "baseline": "previous",
+    # The week: the newest version's calls since its release, the one before's alongside.
+    "window_hours": 24 * 7,
+    "min_effect": 10,
+    "min_samples": 150,
+}
+
+
+def ensure_demo_monitor(app: Dash) -> bool:
+    """Sync once, then create the demo's monitor unless one exists; tell whether it was made."""
+    services = get_services(app.server)
+    if services.sync is None:
+        return False
+    # The monitor names a prompt, which exists once the sync has read its spans.
+    services.sync.tick()
+    with services.sessions.begin() as db:
+        if monitors.list_monitors(db):
+            return False
+        monitors.create(db, DEMO_EMAIL, DEMO_MONITOR)
+    # Evaluate now, so the alerts page shows a state at once rather than after a minute.
+    monitors.evaluate_all(services.sessions, services.store, services.settings)
+    return True
 
 
 def main() -> int:
@@ -44,6 +74,10 @@ def main() -> int:
     app = create_app(settings)
     if ensure_demo_user(app):
         print(f"Created the demo login {DEMO_EMAIL}.")
+    if ensure_demo_monitor(app):
+        print(
+            "Created the demo monitor (support-answer p95, newest version against the one before)."
+        )
     url = f"http://{settings.host}:{settings.port}"
     print(f"\nDashboard: {url}\nLogin:     {DEMO_EMAIL} / {DEMO_PASSWORD}\n", flush=True)
     app.run(host=settings.host, port=settings.port, debug=False)

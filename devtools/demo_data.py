@@ -68,6 +68,8 @@ _CORRECTNESS_RATE = 0.70
 _HELPFULNESS_RATE = 0.25
 _MIN_LATENCY_MS = 300.0
 _MAX_LATENCY_MS = 8000.0
+# Enough calls for a week's p95 of each version to be bounded by the monitors' intervals.
+DEMO_LLM_SPANS = 8000
 _ANNOTATION_CHUNK = 500
 # Span ids travel in the query string; 100 ids keep the request line far below server limits.
 _SPAN_ID_CHUNK = 100
@@ -292,6 +294,15 @@ PROJECT_NAMES: tuple[str, ...] = tuple(p.name for p in _PROJECTS)
 _VERSION_RELEASE = (0.0, 0.30, 0.60)
 _VERSION_SPEED = (1.0, 0.85, 0.75)
 _VERSION_QUALITY = (0.0, 0.06, 0.10)
+# ...except that the third version regresses from a visible day on: a third of its calls (a
+# retry loop in the story) take 6 times as long in the last _REGRESSION_AGE, so its p95 latency
+# jumps past the 8 s timeouts while its median barely moves. The demo's monitor fires on it.
+_REGRESSION_VERSION = 2
+_REGRESSION_AGE = timedelta(days=2, hours=12)
+_REGRESSION_SHARE = 0.35
+_REGRESSION_FACTOR = 6.0
+# A retry loop is not bound by one call's timeout.
+_REGRESSION_MAX_MS = 30_000.0
 
 _SUPPORT_QA: tuple[tuple[str, str, str], ...] = (
     (
@@ -714,6 +725,13 @@ def _plan_trace(
     output = values.output
     prompt_tokens = len(input_text) // 4 + overhead
     latency = _latency_ms(clock_rng, model.median_ms * _VERSION_SPEED[version])
+    # Drawn from the trace's own time, not from clock_rng: every other trace keeps its timing.
+    if (
+        version == _REGRESSION_VERSION
+        and age_s < _REGRESSION_AGE.total_seconds()
+        and random.Random(f"regression:{age_s!r}").random() < _REGRESSION_SHARE
+    ):
+        latency = min(_REGRESSION_MAX_MS, latency * _REGRESSION_FACTOR)
     if error is not None:
         latency = min(_MAX_LATENCY_MS, error_ms * clock_rng.uniform(0.9, 1.1))
     start_ns = now_ns - int(age_s * 1e9)
@@ -1383,7 +1401,7 @@ def load_demo(
     phoenix_url: str,
     *,
     api_key: str | None = None,
-    llm_spans: int = 1200,
+    llm_spans: int = DEMO_LLM_SPANS,
     seed: int = 7,
     now: datetime | None = None,
     timeout_s: float = 300.0,
@@ -1516,7 +1534,7 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("PHOENIX_API_KEY"),
         help="Phoenix API key (default: $PHOENIX_API_KEY)",
     )
-    parser.add_argument("--llm-spans", type=int, default=1200)
+    parser.add_argument("--llm-spans", type=int, default=DEMO_LLM_SPANS)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--now",

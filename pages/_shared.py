@@ -29,47 +29,35 @@ def state_from_search(search: str | None) -> FilterState:
     return parse_query(parsed)[0]
 
 
-def register_filter_callbacks(page: str) -> None:
-    """Wire a page's filter bar to its URL and state store, and its live poll to the watermark."""
+FILTERS = ("project", "prompt", "versions", "model", "status", "range", "start", "end")
+
+
+def register_filter_callbacks(page: str, *, evaluator_picker: bool = False) -> None:
+    """Wire a page's filter bar to its URL and state store, and its live poll to the watermark.
+
+    With `evaluator_picker` the page's `<page>-filter-evaluator` dropdown is part of the state;
+    without, the URL's `evaluator=` is carried along unchanged, for the pages that have one.
+    """
+    names = FILTERS + (("evaluator",) if evaluator_picker else ())
 
     @callback(
         Output(f"{page}-url", "search"),
         Output(f"{page}-state", "data"),
-        Input(f"{page}-filter-project", "value"),
-        Input(f"{page}-filter-prompt", "value"),
-        Input(f"{page}-filter-versions", "value"),
-        Input(f"{page}-filter-model", "value"),
-        Input(f"{page}-filter-status", "value"),
-        Input(f"{page}-filter-range", "value"),
-        Input(f"{page}-filter-start", "value"),
-        Input(f"{page}-filter-end", "value"),
+        *[Input(f"{page}-filter-{name}", "value") for name in names],
         State(f"{page}-state", "data"),
         prevent_initial_call=True,
     )
-    def filters_to_url(
-        project: str | None,
-        prompt: str | None,
-        versions: list[str] | None,
-        model: str | None,
-        status: str | None,
-        time_range: str,
-        start: str | None,
-        end: str | None,
-        current: str | None,
-    ) -> Any:
+    def filters_to_url(*values: Any) -> Any:
         """Write the filters into the URL, so the view can be shared, and into the store."""
+        *chosen, current = values
+        picked = dict(zip(names, chosen, strict=True))
         previous = state_from_search(current)
         # The same parser as a typed-in URL, so the bar cannot produce what a link would refuse.
         state = parse_query(
             {
-                "project": project,
-                "prompt": prompt,
-                "versions": ",".join(versions or ()),
-                "model": model,
-                "status": status,
-                "range": time_range,
-                "start": start,
-                "end": end,
+                **picked,
+                "versions": ",".join(picked["versions"] or ()),
+                "evaluator": picked.get("evaluator", previous.evaluator),
             }
         )[0]
         if state == previous:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from urllib.parse import urlencode
 
@@ -9,13 +10,18 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-from components.charts import create_chart_slot, create_series_figure
-from components.filter_bar import create_empty_notice, create_filtered_page_top
+from components.charts import Hover, create_chart_slot, create_series_figure
+from components.filter_bar import (
+    create_empty_notice,
+    create_evaluator_picker,
+    create_filtered_page_top,
+    evaluator_picker_outputs,
+)
 from components.kpis import create_kpi_cards
 from components.phoenix_pane import create_phoenix_pane
 from components.table import create_data_table
 from pages._shared import register_filter_callbacks, state_from_search
-from services import analytics, prompt_filters, tables
+from services import analytics, evaluators, prompt_filters, tables
 from services.analytics import fact_store
 from services.container import get_services
 from services.filters import FilterState, parse_query
@@ -69,6 +75,7 @@ def layout(**query: str) -> html.Div:
                 services.settings.poll_interval_s,
                 live_state(),
             ),
+            create_evaluator_picker(PAGE, state.evaluator),
             dcc.Loading(html.Div(id=f"{PAGE}-kpis")),
             dbc.RadioItems(
                 id=f"{PAGE}-split",
@@ -85,8 +92,8 @@ def layout(**query: str) -> html.Div:
             html.Div(id=f"{PAGE}-versions", style={"minHeight": "480px"}),
             dbc.Row(
                 [
-                    dbc.Col(dcc.Dropdown(id=f"{PAGE}-version-a", placeholder="Version A"), md=3),
-                    dbc.Col(dcc.Dropdown(id=f"{PAGE}-version-b", placeholder="Version B"), md=3),
+                    dbc.Col(_side_picker("a", query.get("a")), md=3),
+                    dbc.Col(_side_picker("b", query.get("b")), md=3),
                 ],
                 className="g-2 mb-2",
             ),
@@ -98,13 +105,31 @@ def layout(**query: str) -> html.Div:
     )
 
 
+def _side_picker(side: str, chosen: object) -> dcc.Dropdown:
+    """Build a comparison side's picker, preset from the URL (a monitor's link sets a= and b=)."""
+    value = chosen if isinstance(chosen, str) and _sane_side(chosen) else None
+    # Until the redraw lists every version, the preset is its own option so it stays chosen.
+    options = [{"label": value.partition(":")[2] or value, "value": value}] if value else []
+    return dcc.Dropdown(
+        id=f"{PAGE}-version-{side}",
+        placeholder=f"Version {side.upper()}",
+        value=value,
+        options=options,
+    )
+
+
+def _sane_side(value: str) -> bool:
+    """Accept a side as version_value writes it: short printable text."""
+    return 0 < len(value) <= 400 and value.isprintable()
+
+
 def _project_pane(project: str | None, path: str) -> Any:
     """Embed the filtered project's Phoenix page, below the fold until scrolled to."""
     title = f"Phoenix: {project}" if project and path != "/projects" else "Phoenix projects"
     return create_phoenix_pane(f"{PAGE}-phoenix", path, title)
 
 
-register_filter_callbacks(PAGE)
+register_filter_callbacks(PAGE, evaluator_picker=True)
 
 
 @callback(
@@ -116,6 +141,9 @@ register_filter_callbacks(PAGE)
     Output(f"{PAGE}-versions", "children"),
     Output(f"{PAGE}-version-a", "options"),
     Output(f"{PAGE}-version-b", "options"),
+    Output(f"{PAGE}-filter-evaluator", "options"),
+    Output(f"{PAGE}-filter-evaluator", "placeholder"),
+    Output(f"{PAGE}-evaluator-message", "children"),
     Output(f"{PAGE}-message", "children"),
     Input(f"{PAGE}-watermark", "data"),
     Input(f"{PAGE}-split", "value"),
@@ -137,8 +165,21 @@ def redraw(_mark: int | None, split: str, search: str | None) -> tuple[Any, ...]
         mark,
         lambda: _draw(store, state, filters, names, SPLITS.get(split, "version")),
     )
-    *outputs, empty = drawn
-    return (*outputs, create_empty_notice(PAGE, message, empty, "LLM calls"))
+    kpis, labels, *outputs, empty = drawn
+    # The evaluator is picked after the cache: switching it recomputes nothing.
+    choice = evaluators.choose(kpis.scores, state.evaluator)
+    cards = create_kpi_cards(PAGE, kpis, evaluators.view(kpis.scores, choice.name, labels))
+    return (
+        cards,
+        *outputs,
+        *evaluator_picker_outputs(PAGE, kpis.scores, state.evaluator),
+        create_empty_notice(PAGE, message, empty, "LLM calls"),
+    )
+
+
+def _rows_query(state: FilterState) -> str:
+    """Render the filters that pick rows as a URL query: all but the evaluator."""
+    return dataclasses.replace(state, evaluator=None).query_string()
 
 
 def _series_labels(keys: list[GroupKey], split: Split, names: PromptNames) -> dict[GroupKey, str]:
@@ -161,21 +202,35 @@ def _draw(
     points = result.series.points
     labels = _series_labels(sorted({p.key for p in points}, key=repr), split, names)
     latency = [
-        (f"{labels[p.key]} {name}", p.bucket, getattr(p.metrics, f"{name}_ms"))
+        (f"{labels[p.key]} {name}", p.bucket, getattr(p.metrics, f"{name}_ms"), p.metrics.count)
         for name in ("p50", "p95", "p99")
         for p in points
     ]
 
-    def series(metric: str) -> list[tuple[str, Any, float | None]]:
-        return [(labels[p.key], p.bucket, getattr(p.metrics, metric)) for p in points]
+    def series(metric: str, unknown: str | None = None) -> list[tuple[str, Any, Any, int, int]]:
+        """List a point per bucket and series, with its calls and those of unknown value."""
+        return [
+            (
+                labels[p.key],
+                p.bucket,
+                getattr(p.metrics, metric),
+                p.metrics.count,
+                getattr(p.metrics, unknown) if unknown else 0,
+            )
+            for p in points
+        ]
 
-    columns, rows = tables.version_table(by_version, names)
+    # Label shares only where an evaluator gave labels and no scores: one more read then.
+    label_only = any(evaluators.is_label_only(s) for s in result.kpis.scores)
+    summaries = store_analytics.score_summary(store, filters) if label_only else []
+    columns, rows = tables.version_table(by_version, names, summaries)
     shaped = [tuple(r) for r in rows]
     table = create_data_table(
         f"{PAGE}-versions-table",
         columns,
         rows=tables.records(tables.TablePage(columns, shaped, len(shaped))),
-        export_href=f"/api/export/{PAGE}/{VERSIONS.name}.csv{state.query_string()}",
+        # Without the evaluator: it picks no rows, and this is cached for every evaluator.
+        export_href=f"/api/export/{PAGE}/{VERSIONS.name}.csv{_rows_query(state)}",
         title=VERSIONS.title,
     )
     version_keys = [row.key for row in by_version]
@@ -185,11 +240,22 @@ def _draw(
         for k in version_keys
     ]
     return (
-        create_kpi_cards(PAGE, result.kpis),
-        create_series_figure(latency, "Latency percentiles", "ms"),
-        create_series_figure(series("tokens"), "Tokens", "tokens"),
-        create_series_figure(series("cost"), "Cost", "USD"),
-        create_series_figure(series("error_rate"), "Error rate", "share of calls"),
+        result.kpis,
+        evaluators.label_counts(summaries),
+        create_series_figure(latency, "Latency percentiles", "latency", Hover("ms")),
+        create_series_figure(
+            series("tokens", "tokens_unknown"),
+            "Tokens",
+            "tokens",
+            Hover("count", unknown_label="without tokens"),
+        ),
+        create_series_figure(
+            series("cost", "cost_unknown"),
+            "Cost",
+            "cost",
+            Hover("usd", unknown_label="without cost"),
+        ),
+        create_series_figure(series("error_rate"), "Error rate", "error rate", Hover("percent")),
         table,
         options,
         options,

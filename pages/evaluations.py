@@ -10,6 +10,7 @@ from dash import Input, Output, callback, html
 
 from components.charts import (
     Box,
+    Hover,
     create_chart_slot,
     create_label_bars,
     create_score_box,
@@ -115,17 +116,23 @@ def _charts(store: FactStore, filters: Filters, names: PromptNames, mark: int) -
         )
         for s in spreads
     ]
+    # Each share with the labelled annotations it is a share of, each mean with its scores.
     shares = [
-        (share.label, f"{s.name} · {labels[_plain(s.key)]}", share.share)
+        (
+            share.label,
+            f"{s.name} · {labels[_plain(s.key)]}",
+            share.share,
+            sum(x.count for x in s.labels),
+        )
         for s in summaries
         for share in s.labels
     ]
-    points = [(f"{t.name} · {labels[_plain(t.key)]}", t.bucket, t.mean) for t in trend]
+    points = [(f"{t.name} · {labels[_plain(t.key)]}", t.bucket, t.mean, t.scored) for t in trend]
     total = tables.table_total("evaluations", tables.Context(store, filters, names, mark=mark))
     return (
         create_score_box(boxes, "Score distribution"),
         create_label_bars(shares, "Label shares"),
-        create_series_figure(points, "Mean score over time", "score"),
+        create_series_figure(points, "Mean score over time", "score", Hover("score", "scores")),
         total,
     )
 

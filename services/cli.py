@@ -143,7 +143,9 @@ def sync_cli(rebuild: bool, follow: bool) -> None:
     )
     if follow:
         lock = SyncLock(services.settings.redis_url, ttl_s=lock_ttl(services.settings))
-        worker = SyncWorker(services.sync, lock, services.settings.sync_interval_s)
+        worker = SyncWorker(
+            services.sync, lock, services.settings.sync_interval_s, settings=services.settings
+        )
         click.echo("Following Phoenix; Ctrl-C stops.")
         try:
             worker.run()

@@ -37,6 +37,9 @@ class FilterState:
     range: str = DEFAULT_RANGE
     start: datetime | None = None
     end: datetime | None = None
+    # The evaluator the score cards show (None: the one with the most annotations). It picks
+    # what a card shows, not which calls count, so to_filters leaves it out.
+    evaluator: str | None = None
 
     def to_filters(self, prompts: PromptSet | None, now: datetime | None = None) -> Filters:
         """Resolve the time range against `now` (rounded to the minute, to share caches).
@@ -77,6 +80,8 @@ class FilterState:
                 pairs.append(("start", self.start.isoformat()))
             if self.end:
                 pairs.append(("end", self.end.isoformat()))
+        if self.evaluator:
+            pairs.append(("evaluator", self.evaluator))
         return f"?{urlencode(pairs)}" if pairs else ""
 
     def label(self) -> str:
@@ -154,5 +159,8 @@ def parse_query(query: Mapping[str, object]) -> tuple[FilterState, list[str]]:
         range=time_range,
         start=start if time_range == "custom" else None,
         end=end if time_range == "custom" else None,
+        # Whether an evaluator is known depends on the data: the page says so (services/
+        # evaluators.choose), as it does for a project or prompt that matches nothing.
+        evaluator=_text(query.get("evaluator")),
     )
     return state, problems

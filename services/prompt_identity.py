@@ -70,13 +70,12 @@ class Change:
 def prompt_map(db: Session) -> PromptMap:
     """Return every group's prompt identity and label, for queries to apply."""
     rows = db.execute(
-        select(Prompt.id, Prompt.identity_id, Prompt.label, Prompt.version)
-        .where(Prompt.identity_id.is_not(None))
-        .order_by(Prompt.id)
+        select(Prompt.id, Prompt.identity_id, Prompt.label, Prompt.version).order_by(Prompt.id)
     ).all()
+    # A group without an identity (a row written by hand) is its own prompt.
     return PromptMap(
         groups=tuple(str(group) for group, _ident, _label, _version in rows),
-        prompts=tuple(str(ident) for _group, ident, _label, _version in rows),
+        prompts=tuple(str(ident or group) for group, ident, _label, _version in rows),
         labels=tuple(label or version for _group, _ident, label, version in rows),
         revision=revision(db),
     )

@@ -11,6 +11,7 @@ from flask import Flask
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
+from services import monitors, notify
 from services.cache import REDIS_SOCKET_TIMEOUT_S, RedisOutage, redis_label
 from services.phoenix import PhoenixError
 from services.sync import PromptSync, TickResult
@@ -89,12 +90,19 @@ class SyncLock:
 
 
 class SyncWorker:
-    """Run ticks forever, backing off while Phoenix is unreachable."""
+    """Run ticks forever, backing off while Phoenix is unreachable; then watch the monitors."""
 
     def __init__(
-        self, sync: PromptSync, lock: SyncLock, interval_s: float, max_backoff_s: float = 60
+        self,
+        sync: PromptSync,
+        lock: SyncLock,
+        interval_s: float,
+        max_backoff_s: float = 60,
+        settings: Settings | None = None,
     ):
         self.sync = sync
+        # With settings the worker also evaluates monitors and sends their notifications.
+        self.settings = settings
         self.lock = lock
         self.interval_s = interval_s
         self.max_backoff_s = max_backoff_s
@@ -112,7 +120,25 @@ class SyncWorker:
         if result.changed or now - self._maintained_at >= MAINTAIN_INTERVAL_S:
             self._maintained_at = now
             self.maintain()
+            # After a tick that brought data, and once a minute: on this replica only (the lock).
+            self.watch_monitors()
+        if self.settings is not None:
+            # Every tick: notifications whose retry is due go out without waiting a minute.
+            notify.dispatch(self.sync.sessions, self.settings)
         return result
+
+    def watch_monitors(self) -> None:
+        """Evaluate every active monitor and queue the notifications its changes call for."""
+        if self.settings is None:
+            return
+        summary = monitors.evaluate_all(self.sync.sessions, self.sync.store, self.settings)
+        if summary.changed:
+            log.info(
+                "monitors: %d evaluated, %d changed state, %d notifications queued",
+                summary.evaluated,
+                summary.changed,
+                summary.notifications,
+            )
 
     def maintain(self) -> None:
         """Merge each closed day into one part, then build the slices of closed days.
@@ -196,6 +222,7 @@ def start_worker_on_first_request(server: Flask, sync: PromptSync, settings: Set
                     sync,
                     SyncLock(settings.redis_url, ttl_s=lock_ttl(settings)),
                     settings.sync_interval_s,
+                    settings=settings,
                 )
                 worker.start()
                 workers.append(worker)

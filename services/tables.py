@@ -15,16 +15,39 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import methodcaller
 from typing import Any, Literal
 
 from services.analytics import cached
+from services.evaluators import ranked
 from services.prompt_filters import PromptNames
 from store import analytics as store_analytics
 from store import views
-from store.analytics import BreakdownRow, EvaluatorScore, Filters, Page, VersionKey
+from store.analytics import (
+    BreakdownRow,
+    EvaluatorScore,
+    Filters,
+    Page,
+    ScoreSummary,
+    VersionKey,
+)
 from store.facts import FactStore
 
-Format = Literal["count", "percent", "ms", "usd", "text", "time", "yes-no", "number"]
+# "unit" shows a value in its row's `unit` column, "unit-delta" a difference in it (the
+# comparison table has a metric a row); assets/dashAgGridFunctions.js reads them.
+Format = Literal[
+    "count",
+    "percent",
+    "ms",
+    "usd",
+    "score",
+    "text",
+    "time",
+    "yes-no",
+    "number",
+    "unit",
+    "unit-delta",
+]
 Record = dict[str, Any]
 PAGE_ROWS = 100  # the grid's block: rows per request
 
@@ -130,6 +153,11 @@ def _shaper(
     def shape(store_columns: Sequence[str], row: Sequence[Any]) -> tuple[Any, ...]:
         values = dict(zip(store_columns, row, strict=True))
         values["prompt"] = _prompt(names, values.get("prompt_id"), values.get("template_hash"))
+        if "prompt_version" in values:
+            # Rows name their template group: show the label it goes by (an admin may relabel).
+            values["prompt_version"] = names.label(
+                values.get("prompt_id"), values["prompt_version"]
+            )
         if "span_start_time" in values:
             values["start_time"] = values["span_start_time"]
         return tuple(values.get(c.id) for c in columns)
@@ -238,16 +266,107 @@ def _aggregate(values: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(float(f"{v:.15g}") if isinstance(v, float) else v for v in values)
 
 
-def _score_columns(scores: Iterable[Iterable[EvaluatorScore]]) -> tuple[Column, ...]:
-    """One column per evaluator, in name order: a mean is never taken across scales."""
-    found = sorted({s.name for group in scores for s in group})
-    return tuple(Column(f"mean_{name}", f"mean {name}", "number") for name in found)
+MAX_LABELS = 5  # share columns per label-only evaluator: its most frequent labels
 
 
-def _score_values(columns: tuple[Column, ...], scores: Iterable[EvaluatorScore]) -> list[Any]:
-    """Return a row's means in the order of its evaluator columns."""
-    by_name = {f"mean_{s.name}": s.mean for s in scores}
-    return [by_name.get(c.id) for c in columns]
+@dataclass(frozen=True)
+class _Evaluations:
+    """One row's evaluations: scores by evaluator, and label counts by evaluator and label."""
+
+    scores: Mapping[str, EvaluatorScore]
+    labels: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    def mean(self, name: str) -> float | None:
+        """Return the evaluator's mean score here, None where it scored nothing."""
+        score = self.scores.get(name)
+        return score.mean if score else None
+
+    def scored(self, name: str) -> int:
+        """Count the evaluator's scored annotations here."""
+        score = self.scores.get(name)
+        return score.scored if score else 0
+
+    def labelled(self, name: str) -> int:
+        """Count the evaluator's labelled annotations here."""
+        return sum(self.labels.get(name, {}).values())
+
+    def share(self, name: str, label: str) -> float | None:
+        """Return a label's share of the evaluator's labels here; None where it gave none."""
+        total = self.labelled(name)
+        return self.labels[name].get(label, 0) / total if total else None
+
+
+EvaluatorColumn = tuple[Column, Callable[[_Evaluations], Any]]
+
+
+def _evaluator_columns(rows: Sequence[_Evaluations]) -> list[EvaluatorColumn]:
+    """Per evaluator, in name order: its mean and n; a label-only one its label shares too.
+
+    A mean is never taken across evaluators: each has its own scale. n counts the scored
+    annotations behind the mean. An evaluator that gave labels and no scores (a human review,
+    say) gets its labelled count and the share of each of its MAX_LABELS most frequent labels.
+    """
+    scored: dict[str, int] = {}
+    labels: dict[str, dict[str, int]] = {}
+    for row in rows:
+        for score in row.scores.values():
+            scored[score.name] = scored.get(score.name, 0) + score.scored
+        for name, counts in row.labels.items():
+            into = labels.setdefault(name, {})
+            for label, n in counts.items():
+                into[label] = into.get(label, 0) + n
+    found: list[EvaluatorColumn] = []
+    for name in sorted(scored):
+        found += [
+            (Column(f"mean_{name}", f"mean {name}", "score"), methodcaller("mean", name)),
+            (Column(f"n_{name}", f"n {name}", "count"), methodcaller("scored", name)),
+        ]
+        if scored[name] or not labels.get(name):
+            continue
+        found.append(
+            (
+                Column(f"labelled_{name}", f"{name}: labelled", "count"),
+                methodcaller("labelled", name),
+            )
+        )
+        for label, _count in ranked(labels[name])[:MAX_LABELS]:
+            found.append(
+                (
+                    Column(f"share_{name}_{label}", f"{name}: {label}", "percent"),
+                    methodcaller("share", name, label),
+                )
+            )
+    # Ids are the grid's fields and the CSV's header: two alike (evaluator "a_b" with label
+    # "c" beside "a" with "b_c") would overwrite each other, so the later one goes.
+    seen: set[str] = set()
+    unique = []
+    for column, value in found:
+        if column.id not in seen:
+            seen.add(column.id)
+            unique.append((column, value))
+    return unique
+
+
+def _label_only_names(groups: Iterable[Iterable[EvaluatorScore]]) -> set[str]:
+    """Name the evaluators with annotations and no score in any group."""
+    scored: dict[str, int] = {}
+    annotations: dict[str, int] = {}
+    for group in groups:
+        for s in group:
+            scored[s.name] = scored.get(s.name, 0) + s.scored
+            annotations[s.name] = annotations.get(s.name, 0) + s.annotations
+    return {name for name, n in scored.items() if not n and annotations[name]}
+
+
+def _labels_by_version(
+    summaries: Iterable[ScoreSummary],
+) -> dict[tuple[str | None, str | None], dict[str, dict[str, int]]]:
+    """Index the label counts of score summaries by (prompt id, version), then evaluator."""
+    found: dict[tuple[str | None, str | None], dict[str, dict[str, int]]] = {}
+    for summary in summaries:
+        key = (summary.key.prompt_id, summary.key.prompt_version)
+        found.setdefault(key, {})[summary.name] = {s.label: s.count for s in summary.labels}
+    return found
 
 
 VERSION_COLUMNS = (
@@ -268,14 +387,42 @@ VERSION_COLUMNS = (
 def version_rows(context: Context) -> Export:
     """Every (prompt, version) of the filtered calls with its metrics and evaluator means."""
     rows = store_analytics.breakdown(context.store, context.filters, "version")
-    return version_table(rows, context.names)
+    summaries = (
+        store_analytics.score_summary(context.store, context.filters)
+        if _label_only_names(r.scores for r in rows)
+        else []
+    )
+    return version_table(rows, context.names, summaries)
 
 
-def version_table(rows: Sequence[BreakdownRow], names: PromptNames) -> Export:
-    """Shape a breakdown by version as the versions table (for a page that already has it)."""
-    scores = _score_columns(r.scores for r in rows)
+def version_table(
+    rows: Sequence[BreakdownRow],
+    names: PromptNames,
+    summaries: Sequence[ScoreSummary] = (),
+) -> Export:
+    """Shape a breakdown by version as the versions table (for a page that already has it).
+
+    `summaries` (store_analytics.score_summary of the same filters) give label-only
+    evaluators their label share columns; without them those evaluators show their n only.
+    """
+    labels = _labels_by_version(summaries)
+    only = _label_only_names(r.scores for r in rows)
+    evaluations = [
+        _Evaluations(
+            {s.name: s for s in row.scores},
+            {
+                name: counts
+                for name, counts in labels.get(
+                    (row.key.prompt_id, row.key.prompt_version), {}
+                ).items()
+                if name in only
+            },
+        )
+        for row in rows
+    ]
+    extra = _evaluator_columns(evaluations)
     out = []
-    for row in rows:
+    for row, evaluated in zip(rows, evaluations, strict=True):
         m = row.metrics
         out.append(
             _aggregate(
@@ -291,11 +438,11 @@ def version_table(rows: Sequence[BreakdownRow], names: PromptNames) -> Export:
                     m.tokens_unknown,
                     m.cost,
                     m.cost_unknown,
-                    *_score_values(scores, row.scores),
+                    *(value(evaluated) for _column, value in extra),
                 )
             )
         )
-    return VERSION_COLUMNS + scores, out
+    return VERSION_COLUMNS + tuple(c for c, _value in extra), out
 
 
 TOP_PROMPT_COLUMNS = (
@@ -304,6 +451,7 @@ TOP_PROMPT_COLUMNS = (
     _col("error_rate", "percent"),
     _col("p95_ms", "ms", None, "p95 latency"),
     _col("cost", "usd"),
+    _col("cost_unknown", "count", None, "calls without cost"),
 )
 
 
@@ -312,7 +460,8 @@ def top_prompt_rows(context: Context) -> Export:
     ranks = store_analytics.top_prompts(
         context.store, context.filters, dict(context.names.by_id), limit=None
     )
-    scores = _score_columns(r.scores for r in ranks)
+    evaluations = [_Evaluations({s.name: s for s in r.scores}) for r in ranks]
+    extra = _evaluator_columns(evaluations)
     rows = [
         _aggregate(
             (
@@ -321,26 +470,44 @@ def top_prompt_rows(context: Context) -> Export:
                 r.metrics.error_rate,
                 r.metrics.p95_ms,
                 r.metrics.cost,
-                *_score_values(scores, r.scores),
+                r.metrics.cost_unknown,
+                *(value(evaluated) for _column, value in extra),
             )
         )
-        for r in ranks
+        for r, evaluated in zip(ranks, evaluations, strict=True)
     ]
-    return TOP_PROMPT_COLUMNS + scores, rows
+    return TOP_PROMPT_COLUMNS + tuple(c for c, _value in extra), rows
 
 
 COMPARISON_COLUMNS = (
     _col("metric", "text"),
-    _col("a", "number"),
-    _col("b", "number"),
-    _col("delta", "number"),
-    _col("ci_low", "number", None, "95% low"),
-    _col("ci_high", "number", None, "95% high"),
+    _col("a", "unit"),
+    _col("b", "unit"),
+    _col("delta", "unit-delta"),
+    _col("ci_low", "unit-delta", None, "95% low"),
+    _col("ci_high", "unit-delta", None, "95% high"),
     _col("significant", "yes-no"),
     _col("method", "text"),
     _col("n_a", "count", None, "calls A"),
     _col("n_b", "count", None, "calls B"),
+    # What a, b and the intervals are in (a Format): the grid shows them in it
+    # (a rate's delta in percentage points); the CSV keeps the raw numbers beside it.
+    _col("unit", "text"),
 )
+
+
+def metric_unit(metric: str) -> Format:
+    """Name the unit of a compared metric from its name, as store.compare_versions names it."""
+    name = metric.lower()
+    if name.startswith("mean "):
+        return "score"
+    if "rate" in name:
+        return "percent"
+    if "latency" in name or name.endswith("(ms)"):
+        return "ms"
+    if "cost" in name:
+        return "usd"
+    return "number"  # tokens per call, and anything new: a plain number
 
 
 def version_key(value: str) -> VersionKey:
@@ -365,7 +532,19 @@ def comparison_rows(context: Context) -> Export:
         context.store, context.filters, version_key(side_a), version_key(side_b), seed=0
     )
     rows = [
-        (d.metric, d.a, d.b, d.delta, d.ci_low, d.ci_high, d.significant, d.method, d.n_a, d.n_b)
+        (
+            d.metric,
+            d.a,
+            d.b,
+            d.delta,
+            d.ci_low,
+            d.ci_high,
+            d.significant,
+            d.method,
+            d.n_a,
+            d.n_b,
+            metric_unit(d.metric),
+        )
         for d in deltas
     ]
     return COMPARISON_COLUMNS, rows

@@ -276,7 +276,7 @@ def test_pages_show_a_clear_message_for_every_fault(faulty_scratch: FaultyPhoeni
             cache.clear()  # the banner's probe and the registry are cached for seconds
             server.reset_seen()
             # Quick stats, traces table and analytics charts read our store only.
-            stats, _top = home.redraw(None)
+            stats, _top, *_picker = home.redraw(None)
             trace_parts = traces.redraw(None, "?range=30d")
             charts = analytics_page.redraw(None, "version", "?range=30d")
             assert server.seen() == [], "page data must never come from Phoenix"

@@ -23,8 +23,8 @@ import pytest
 from services.analytics import bucket_size as pandas_bucket_size
 from store import analytics, slices, views
 from store.analytics import Filters, PromptSet, VersionKey
-from store.filters import PromptMap
 from store.facts import FactStore, SpanAnnotationRow, SpanRow, open_store
+from store.filters import PromptMap
 
 from .test_store import SERVER_ENV, _backends, chdb_dir, same  # noqa: F401
 

@@ -130,8 +130,11 @@ def test_the_comparison_csv_says_yes_or_no_as_the_page_does(seeded_app) -> None:
     )
     assert rows and {r["significant"] for r in rows} <= {"yes", "no"}
     assert any("<= 5000 rows" in r["method"] for r in rows)
-    calls = {int(r["n_a"]) for r in rows}
-    assert calls == {15}  # alpha's v1 alone (15 calls), not with beta's v1 too (30)
+    # alpha's v1 alone (15 calls), not with beta's v1 too (30); a mean is over the calls with a
+    # known value (tokens) or the scored annotations, so its n may be lower.
+    calls = {int(r["n_a"]) for r in rows if "latency" in r["metric"] or r["metric"] == "error rate"}
+    assert calls == {15}
+    assert all(0 < int(r["n_a"]) <= 15 for r in rows)
 
 
 def test_versions_of_two_prompts_sharing_a_label_stay_apart(seeded_app) -> None:
