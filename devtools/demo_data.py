@@ -789,7 +789,7 @@ class _SeededIdGenerator(IdGenerator):
         return True
 
 
-class _CountingExporter(SpanExporter):
+class CountingExporter(SpanExporter):
     """Wrap an exporter and count the spans it exported or failed to export."""
 
     def __init__(self, inner: SpanExporter) -> None:
@@ -821,7 +821,7 @@ class _Pipeline:
 
     provider: TracerProvider
     tracer: trace_api.Tracer
-    exporter: _CountingExporter
+    exporter: CountingExporter
 
 
 def _make_pipeline(
@@ -832,7 +832,7 @@ def _make_pipeline(
         resource=Resource.create({ResourceAttributes.PROJECT_NAME: project}),
         id_generator=_SeededIdGenerator(random.Random(f"demo-ids:{seed}:{project}")),
     )
-    exporter = _CountingExporter(
+    exporter = CountingExporter(
         OTLPSpanExporter(endpoint=f"{url}/v1/traces", headers=dict(headers), timeout=60)
     )
     # A queue as large as the whole load means the processor never drops a span.

@@ -8,6 +8,7 @@ starts (TEST_CLICKHOUSE_URL, `server_store_url`), again with a database per test
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -318,3 +319,57 @@ def pytest_setup_options():
     ):
         options.add_argument(flag)
     return options
+
+
+@dataclass(frozen=True)
+class SyncedApp:
+    """An app synced once from a real Phoenix, and a logged-in analyst's client."""
+
+    app: Any
+    client: FlaskClient
+    services: Any
+
+
+@contextlib.contextmanager
+def synced_phoenix_app(
+    phoenix_url: str,
+    migrated_template: Path,
+    chdb_dir: Path,
+    workdir: Path,
+    **env: str,
+) -> Iterator[SyncedApp]:
+    """Build an app on a fresh database and store, sync it once from Phoenix, log in.
+
+    The sync runs as the worker's first tick does (a tick, then settling parts and building the
+    closed days' slices); the background worker stays off. `env` adds settings (PROMPT_NAME_...).
+    """
+    from services.sync_worker import SyncLock, SyncWorker
+
+    db_path = workdir / "dashboard.db"
+    shutil.copy(migrated_template, db_path)
+    store_url = f"chdb://{chdb_dir}?database={unique_database()}"
+    settings = Settings.from_env(
+        {
+            "SECRET_KEY": TEST_SECRET,
+            "DATABASE_URL": f"sqlite:///{db_path}",
+            "STORE_URL": store_url,
+            "PHOENIX_ENABLED": "false",
+            "SYNC_WORKER": "false",
+            "LOG_LEVEL": "WARNING",
+            **env,
+        }
+    ).with_overrides(testing=True, phoenix_enabled=True, phoenix_url=phoenix_url)
+    app = create_app(settings)
+    try:
+        services = get_services(app.server)
+        assert services.sync is not None
+        services.sync.tick()
+        SyncWorker(services.sync, SyncLock(""), interval_s=1.0).maintain()
+        client = app.server.test_client()
+        auth = AuthActions(app, client)
+        auth.create()
+        assert auth.login().status_code == 302
+        yield SyncedApp(app, client, services)
+    finally:
+        close_app(app.server)
+        drop_store(store_url)

@@ -39,11 +39,13 @@ from openinference.semconv.trace import OpenInferenceSpanKindValues, SpanAttribu
 from opentelemetry import trace as trace_api
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
+
+from devtools.demo_data import CountingExporter
 
 __all__ = [
     "AnnotatorKind",
@@ -243,32 +245,6 @@ class _PlannedIds(IdGenerator):
         return self.trace_id
 
 
-class _CountingExporter(SpanExporter):
-    """Export through OTLP/HTTP and count what was accepted and what failed."""
-
-    def __init__(self, inner: SpanExporter) -> None:
-        self.inner = inner
-        self.exported = 0
-        self.failed = 0
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Export a batch and count its outcome."""
-        result = self.inner.export(spans)
-        if result is SpanExportResult.SUCCESS:
-            self.exported += len(spans)
-        else:
-            self.failed += len(spans)
-        return result
-
-    def shutdown(self) -> None:
-        """Shut the OTLP exporter down."""
-        self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Flush the OTLP exporter."""
-        return self.inner.force_flush(timeout_millis)
-
-
 def _ns(moment: datetime) -> int:
     """Nanoseconds since the epoch, exactly (no float on the way)."""
     return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
@@ -308,7 +284,7 @@ def send_spans(
         provider = TracerProvider(
             resource=Resource.create({ResourceAttributes.PROJECT_NAME: project}), id_generator=ids
         )
-        exporter = _CountingExporter(
+        exporter = CountingExporter(
             OTLPSpanExporter(endpoint=f"{url}/v1/traces", headers=_headers(api_key), timeout=30)
         )
         provider.add_span_processor(

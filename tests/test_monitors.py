@@ -30,6 +30,7 @@ from db.models import Monitor, Notification
 from devtools.demo import ensure_demo_user
 from services import monitors, notify
 from services.container import get_services
+from services.monitor_rules import METRICS
 from services.prompt_catalog import PromptCatalog
 from services.span_facts import span_facts
 from settings import PROJECT_DIR
@@ -226,17 +227,6 @@ def _states(app: Any) -> dict[int, str]:
 
 
 # A/A ----------------------------------------------------------------------------------------------
-
-METRICS = (
-    "p50_ms",
-    "p95_ms",
-    "p99_ms",
-    "error_rate",
-    "cost_per_call",
-    "tokens_per_call",
-    "score_mean",
-    "label_share",
-)
 
 
 def test_a_a_replay_of_a_day_fires_at_most_five_percent_of_monitors(app) -> None:

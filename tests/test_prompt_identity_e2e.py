@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,15 +19,13 @@ from urllib.parse import urlencode
 import numpy as np
 import pytest
 
-from app import create_app
 from devtools.demo import ensure_demo_user
 from devtools.phoenix import PhoenixServer
 from services import prompt_filters, prompt_identity
-from services.container import Services, get_services
-from services.sync_worker import SyncLock, SyncWorker
-from settings import PROJECT_DIR, Settings
+from services.container import Services
+from settings import PROJECT_DIR
 from tests.browser import click, login
-from tests.conftest import TEST_SECRET, AuthActions, close_app, drop_store, unique_database
+from tests.conftest import synced_phoenix_app
 from tests.otlp_sets import PlannedSpan, send_spans
 
 pytestmark = [pytest.mark.integration]
@@ -103,35 +100,15 @@ def synced(
     anchor = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
     for key in ("w1", "w2", "w5", "w6", "w3", "w4"):
         send_spans(phoenix_server.url, _spans(anchor, key))
-    db_path = tmp_path_factory.mktemp("identity") / "dashboard.db"
-    shutil.copy(migrated_sqlite_template, db_path)
-    store_url = f"chdb://{chdb_dir}?database={unique_database()}"
-    settings = Settings.from_env(
-        {
-            "SECRET_KEY": TEST_SECRET,
-            "DATABASE_URL": f"sqlite:///{db_path}",
-            "STORE_URL": store_url,
-            "PHOENIX_ENABLED": "false",
-            "SYNC_WORKER": "false",
-            "LOG_LEVEL": "WARNING",
-            "PROMPT_NAME_ATTRIBUTE": "metadata.prompt_name",
-        }
-    ).with_overrides(testing=True, phoenix_enabled=True, phoenix_url=phoenix_server.url)
-    app = create_app(settings)
-    try:
-        services = get_services(app.server)
-        assert services.sync is not None
-        services.sync.tick()
-        SyncWorker(services.sync, SyncLock(""), interval_s=1.0).maintain()
-        ensure_demo_user(app)
-        client = app.server.test_client()
-        auth = AuthActions(app, client)
-        auth.create()
-        assert auth.login().status_code == 302
-        yield Synced(app, client, services)
-    finally:
-        close_app(app.server)
-        drop_store(store_url)
+    with synced_phoenix_app(
+        phoenix_server.url,
+        migrated_sqlite_template,
+        chdb_dir,
+        tmp_path_factory.mktemp("identity"),
+        PROMPT_NAME_ATTRIBUTE="metadata.prompt_name",
+    ) as done:
+        ensure_demo_user(done.app)
+        yield Synced(done.app, done.client, done.services)
 
 
 def export(synced: Synced, table: str, **query: str) -> list[dict[str, str]]:

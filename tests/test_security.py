@@ -171,13 +171,41 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 WRITE_ROUTES = {
     "/login": "CSRF token; signs in only with the right password",
     "/logout": "CSRF token; signs out only the caller",
-    "/_dash-update-component": "JSON only; callbacks read, none writes",
+    "/_dash-update-component": "JSON only; the callbacks that write (prompts, alerts) check "
+    "the role on the server (tests/test_prompt_identity.py, tests/test_monitors.py)",
     "/api/phoenix/<rawpath:path>": "proxy: viewers may not write",
     "/phoenix/<rawpath:path>": "proxy: viewers may not write",
     "/phoenix/": "proxy: viewers may not write",
     "/phoenix": "proxy: viewers may not write",
     "/logout/everywhere": "CSRF token (form post)",
+    "/api/monitors": "members and admins; JSON or a bearer token",
+    "/api/monitors/<int:monitor_id>": "members and admins; JSON or a bearer token",
+    "/api/monitors/<int:monitor_id>/pause": "members and admins; JSON or a bearer token",
+    "/api/monitors/<int:monitor_id>/resume": "members and admins; JSON or a bearer token",
+    "/api/channels": "admins; JSON or a bearer token",
+    "/api/channels/<int:channel_id>": "admins; JSON or a bearer token",
+    "/api/channels/<int:channel_id>/test": "members and admins; JSON or a bearer token",
 }
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/monitors"),
+        ("PUT", "/api/monitors/1"),
+        ("DELETE", "/api/monitors/1"),
+        ("POST", "/api/monitors/1/pause"),
+        ("POST", "/api/monitors/1/resume"),
+        ("POST", "/api/channels"),
+        ("DELETE", "/api/channels/1"),
+        ("POST", "/api/channels/1/test"),
+    ],
+)
+def test_viewers_cannot_write_monitors_or_channels(app, client, auth, method, path) -> None:
+    auth.create(role="viewer")
+    auth.login()
+    response = client.open(path, method=method, json={})
+    assert response.status_code == 403 and response.json["error"] == "forbidden"
 
 
 def test_every_write_route_is_known_and_guarded(app) -> None:

@@ -18,7 +18,6 @@ import io
 import math
 import random
 import re
-import shutil
 import statistics
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,17 +31,14 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
-from app import create_app
 from components.kpis import create_kpi_cards
 from devtools.phoenix import PhoenixServer
 from services import prompt_filters, tables
-from services.container import Services, get_services
+from services.container import Services
 from services.filters import parse_query
-from services.sync_worker import SyncLock, SyncWorker
-from settings import Settings
 from store import analytics as store_analytics
 
-from .conftest import TEST_SECRET, AuthActions, close_app, drop_store, unique_database
+from .conftest import synced_phoenix_app
 from .otlp_sets import (
     PlannedAnnotation,
     PlannedSpan,
@@ -379,35 +375,13 @@ def served(
     send_spans(phoenix_server.url, [c.span for c in plan.calls])
     post_annotations(phoenix_server.url, plan.annotations)
 
-    db_path = tmp_path_factory.mktemp("trust") / "dashboard.db"
-    shutil.copy(migrated_sqlite_template, db_path)
-    store_url = f"chdb://{chdb_dir}?database={unique_database()}"
-    settings = Settings.from_env(
-        {
-            "SECRET_KEY": TEST_SECRET,
-            "DATABASE_URL": f"sqlite:///{db_path}",
-            "STORE_URL": store_url,
-            "PHOENIX_ENABLED": "false",
-            "SYNC_WORKER": "false",
-            "LOG_LEVEL": "WARNING",
-        }
-    ).with_overrides(testing=True, phoenix_enabled=True, phoenix_url=phoenix_server.url)
-    app = create_app(settings)
-    try:
-        services = get_services(app.server)
-        assert services.sync is not None
-        result = services.sync.tick()
-        assert result.llm_spans >= len(plan.calls)
-        # What the worker does after a tick that wrote: settle parts, build closed days' slices.
-        SyncWorker(services.sync, SyncLock(""), interval_s=1.0).maintain()
-        client = app.server.test_client()
-        auth = AuthActions(app, client)
-        auth.create()
-        assert auth.login().status_code == 302
-        yield Served(app, client, services, plan)
-    finally:
-        close_app(app.server)
-        drop_store(store_url)
+    with synced_phoenix_app(
+        phoenix_server.url,
+        migrated_sqlite_template,
+        chdb_dir,
+        tmp_path_factory.mktemp("trust"),
+    ) as synced:
+        yield Served(synced.app, synced.client, synced.services, plan)
 
 
 def export(served: Served, table: str, **query: str) -> tuple[list[str], list[dict[str, str]]]:
