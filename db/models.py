@@ -62,6 +62,10 @@ class User(Base):
     # Moves on "sign out everywhere", deactivation, password change and role change; every
     # login session (and so every token) begun under an older epoch stops at its next request.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Display settings, remembered per user: "auto" follows the browser, else light or dark.
+    theme: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")
+    # An IANA zone name; None follows the browser's zone.
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class LoginSession(Base):
@@ -392,3 +396,35 @@ class Notification(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# Saved views ----------------------------------------------------------------------------------
+
+
+class SavedView(Base):
+    """A page's filters under a name: a user's own, or shared with the team."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (UniqueConstraint("owner_id", "page", "name", name="uq_saved_views_owner"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    page: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    # The page's URL query as services/filters.FilterState writes it ("?project=...").
+    query: Mapped[str] = mapped_column(Text)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DefaultView(Base):
+    """The view a user's page opens with when its URL names no filters."""
+
+    __tablename__ = "default_views"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    page: Mapped[str] = mapped_column(String(32), primary_key=True)
+    view_id: Mapped[int] = mapped_column(ForeignKey("saved_views.id", ondelete="CASCADE"))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, available_timezones
 
 from store.analytics import Filters, PromptSet
 
@@ -40,6 +42,15 @@ class FilterState:
     # The evaluator the score cards show (None: the one with the most annotations). It picks
     # what a card shows, not which calls count, so to_filters leaves it out.
     evaluator: str | None = None
+    # The IANA time zone everything on screen is shown in (None: the user's setting, else the
+    # browser's). A custom range without an offset is read in it; day and hour buckets start
+    # on its wall clock. CSV keeps ISO 8601 with the offset whatever it is.
+    tz: str | None = None
+
+    @property
+    def zone(self) -> str:
+        """Return the time zone to show and bucket in: the URL's, else UTC."""
+        return self.tz or "UTC"
 
     def to_filters(self, prompts: PromptSet | None, now: datetime | None = None) -> Filters:
         """Resolve the time range against `now` (rounded to the minute, to share caches).
@@ -82,6 +93,8 @@ class FilterState:
                 pairs.append(("end", self.end.isoformat()))
         if self.evaluator:
             pairs.append(("evaluator", self.evaluator))
+        if self.tz:
+            pairs.append(("tz", self.tz))
         return f"?{urlencode(pairs)}" if pairs else ""
 
     def label(self) -> str:
@@ -114,7 +127,28 @@ def _text(value: object) -> str | None:
     return text[:MAX_VALUE_LENGTH] or None
 
 
-def _time(value: str | None, name: str, problems: list[str]) -> datetime | None:
+def time_zone(value: str | None, problems: list[str]) -> str | None:
+    """Read an IANA time zone name (Europe/Paris), or say why it is ignored."""
+    if value is None:
+        return None
+    if value.upper() == "UTC":
+        return "UTC"
+    # Only names the system's zone database lists: a name is also a path to a file.
+    if value not in _zone_names():
+        problems.append(f"Ignored tz={value!r}: use an IANA time zone such as Europe/Paris.")
+        return None
+    return value
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    """List the IANA zone names this system knows (read once: it scans the zone files)."""
+    return frozenset(available_timezones())
+
+
+def _time(
+    value: str | None, name: str, problems: list[str], zone: str | None = None
+) -> datetime | None:
     if value is None:
         return None
     try:
@@ -122,7 +156,8 @@ def _time(value: str | None, name: str, problems: list[str]) -> datetime | None:
     except ValueError:
         problems.append(f"Ignored {name}={value!r}: use an ISO 8601 time such as 2026-11-25T09:00.")
         return None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    # A time without an offset is on the wall clock of the page's time zone.
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(zone or "UTC"))
     try:
         # The filter bar and the queries work in UTC; an offset can push year 1 or 9999 past it.
         moment.astimezone(UTC)
@@ -143,8 +178,9 @@ def parse_query(query: Mapping[str, object]) -> tuple[FilterState, list[str]]:
     if time_range not in RANGES and time_range != "custom":
         problems.append(f"Ignored range={time_range!r}: use 1h, 24h, 7d, 30d or custom.")
         time_range = DEFAULT_RANGE
-    start = _time(_text(query.get("start")), "start", problems)
-    end = _time(_text(query.get("end")), "end", problems)
+    tz = time_zone(_text(query.get("tz")), problems)
+    start = _time(_text(query.get("start")), "start", problems, tz)
+    end = _time(_text(query.get("end")), "end", problems, tz)
     if time_range == "custom" and start and end and start >= end:
         problems.append("Ignored the custom range: its start is not before its end.")
         start = end = None
@@ -162,5 +198,6 @@ def parse_query(query: Mapping[str, object]) -> tuple[FilterState, list[str]]:
         # Whether an evaluator is known depends on the data: the page says so (services/
         # evaluators.choose), as it does for a project or prompt that matches nothing.
         evaluator=_text(query.get("evaluator")),
+        tz=tz,
     )
     return state, problems
