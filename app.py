@@ -19,11 +19,20 @@ from flask_wtf.csrf import generate_csrf
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import Map
 
-from components import table
-from components.shell import create_navbar, create_shell
+from components import shell, table
+from components.shell import create_display_settings, create_navbar, create_shell
 from db.migrate import DatabaseNotMigrated, ensure_migrated
 from db.session import make_engine, make_session_factory
-from services import auth, cache, export, monitor_api, monitors, proxy, security
+from services import (
+    auth,
+    cache,
+    export,
+    monitor_api,
+    monitors,
+    proxy,
+    security,
+    user_settings,
+)
 from services.cli import prompts_cli, sync_cli, users_cli
 from services.container import Services, get_services
 from services.phoenix import PhoenixClient
@@ -104,6 +113,7 @@ def create_server(settings: Settings) -> Flask:
     proxy.init_app(server, settings)
     server.register_blueprint(export.bp)
     server.register_blueprint(monitor_api.bp)
+    server.register_blueprint(user_settings.bp)
     server.cli.add_command(users_cli)
     server.cli.add_command(prompts_cli)
     server.cli.add_command(sync_cli)
@@ -159,10 +169,17 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
             csrf_token=generate_csrf() if has_request_context() else "",
             firing=firing,
         )
-        return create_shell(navbar, settings.poll_interval_s)
+        display = create_display_settings(
+            user_settings.current_theme(),
+            user_settings.current_zone(),
+            user_settings.zone_options() if current_user.is_authenticated else [],
+            signed_in=bool(current_user.is_authenticated),
+        )
+        return create_shell(navbar, settings.poll_interval_s, display)
 
     app.layout = serve_layout
     table.init_app(app)
+    shell.init_app(app)
     # Dash adds inline scripts (Pages' title callback) when it first serves a page, so their
     # hashes are read per response (a few short strings to hash).
     security.init_app(

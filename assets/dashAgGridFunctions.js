@@ -66,6 +66,55 @@ dagfuncs.formatDelta = function (value, unit) {
   return (number > 0 ? "+" : "-") + text;
 };
 
+// The zone the page shows times in: the URL's tz=, else the user's setting (components/shell.py
+// renders it into #user-display), else the browser's. The server buckets in the same order.
+dagfuncs.pageZone = function () {
+  if (typeof window === "undefined" || typeof document === "undefined") return undefined;
+  const urlZone = new URLSearchParams(window.location.search).get("tz");
+  const values = document.getElementById("user-display");
+  const saved = values ? values.dataset.timezone : "";
+  const candidates = [urlZone, saved];
+  for (let i = 0; i < candidates.length; i++) {
+    if (candidates[i] && knownZone(candidates[i])) return candidates[i];
+  }
+  return undefined; // Intl then uses the browser's zone
+};
+
+function knownZone(zone) {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+    return true;
+  } catch (_error) {
+    return false; // the server ignores an unknown tz= too
+  }
+}
+
+// ISO 8601 from the server (with its offset), shown as "2026-03-01 18:45:00 GMT+5:45" in
+// `zone` (undefined: the browser's). The CSV export keeps the ISO text.
+dagfuncs.formatTime = function (value, zone) {
+  const moment = new Date(String(value));
+  if (isNaN(moment.getTime())) return String(value);
+  const parts = {};
+  new Intl.DateTimeFormat("en-US", {
+    timeZone: zone,
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hourCycle: "h23",
+    timeZoneName: "short",
+  })
+    .formatToParts(moment)
+    .forEach(function (part) {
+      parts[part.type] = part.value;
+    });
+  const date = parts.year + "-" + parts.month + "-" + parts.day;
+  const time = parts.hour + ":" + parts.minute + ":" + parts.second;
+  return date + " " + time + " " + parts.timeZoneName;
+};
+
 // `params` (optional) lets a column take its unit from its row: "unit" shows the value in the
 // row's `unit`, "unit-delta" a difference in it (the comparison table, one metric a row).
 dagfuncs.formatCell = function (value, format, params) {
@@ -78,8 +127,7 @@ dagfuncs.formatCell = function (value, format, params) {
     case "yes-no":
       return value ? "yes" : "no";
     case "time":
-      // ISO 8601 from the server, shown in UTC like the filter bar's times.
-      return String(value).replace("T", " ").replace(/(\.\d+)?\+00:00$/, " UTC");
+      return dagfuncs.formatTime(value, dagfuncs.pageZone());
     default:
       return String(value);
   }

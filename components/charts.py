@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from dash import dcc
 
+from components.colors import MUTED, PALETTE
 from components.formats import Unit, axis, fmt_count, fmt_value
+from services.filters import FilterState
 from store.views import Histogram
 
 Figure = dict[str, Any]
 LEGEND_BELOW = {"orientation": "h", "y": -0.2}
-# Plotly's default colours and the look of its "plotly_white" template, written out once:
-# building figures as dicts skips plotly's per-property validation, which cost most of a redraw.
-COLORS = [
-    "#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A",
-    "#19d3f3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52",
-]  # fmt: skip
+# The colour-blind-safe palette (components/colors.py) and the look of plotly's "plotly_white"
+# template, written out once: building figures as dicts skips plotly's per-property validation,
+# which cost most of a redraw.
+COLORS = list(PALETTE)
 _AXIS = {
     "gridcolor": "#EBF0F8",
     "linecolor": "#EBF0F8",
@@ -171,8 +173,14 @@ class Box:
     high: float
 
 
-def create_score_box(boxes: Sequence[Box], title: str) -> Figure:
-    """Plot the score distribution per evaluator, a box per prompt version, from quartiles."""
+def create_score_box(
+    boxes: Sequence[Box], title: str, colors: Mapping[str, str] | None = None
+) -> Figure:
+    """Plot the score distribution per evaluator, a box per prompt version, from quartiles.
+
+    `colors` gives a group (version) its colour, the one it has on every chart; the groups
+    come in the order given, so the legend follows the versions.
+    """
     if not boxes:
         return create_empty_figure("No scored evaluations for these filters", title)
     grouped: dict[str, list[Box]] = {}
@@ -182,6 +190,11 @@ def create_score_box(boxes: Sequence[Box], title: str) -> Figure:
         {
             "type": "box",
             "name": group,
+            **(
+                {"marker": {"color": colors[group]}, "line": {"color": colors[group]}}
+                if colors and group in colors
+                else {}
+            ),
             "x": [b.x for b in items],
             "q1": [b.q1 for b in items],
             "median": [b.median for b in items],
@@ -243,3 +256,197 @@ def create_chart_slot(graph_id: str) -> dcc.Loading:
             config={"displaylogo": False, "displayModeBar": "hover"},
         )
     )
+
+
+# Bucketed charts ---------------------------------------------------------------------------------
+
+# A rate from fewer calls than this is drawn grey, off its line: one failed call is not 100 %.
+MIN_CALLS = 5
+TOO_FEW = "too few calls"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One series in one bucket: its value, the calls and traces behind it, where a click goes."""
+
+    value: float | None
+    calls: int
+    traces: int | None = None
+    unknown: int = 0
+    href: str | None = None
+
+
+@dataclass(frozen=True)
+class ChartSeries:
+    """A series of a bucketed chart: its legend name, colour, and cells by bucket start."""
+
+    name: str
+    color: str
+    cells: Mapping[datetime, Cell] = field(default_factory=dict)
+    dash: str = "solid"
+    # What the colour stands for ("prompt · version", or the model), for tests and tools.
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """A chart's time axis: every bucket's edges (UTC) and the zone it is shown in."""
+
+    edges: Sequence[datetime]
+    zone: str = "UTC"
+
+    @property
+    def starts(self) -> list[datetime]:
+        """Return every bucket's first instant."""
+        return list(self.edges[:-1])
+
+    def wall(self, moment: datetime) -> str:
+        """Show an instant on the zone's wall clock, as plotly takes dates (it drops offsets)."""
+        return moment.astimezone(ZoneInfo(self.zone)).strftime("%Y-%m-%d %H:%M")
+
+    def span(self, index: int) -> str:
+        """Describe bucket `index` for a tooltip: its first and last minute on the wall clock."""
+        start, end = self.edges[index], self.edges[index + 1]
+        first, last = self.wall(start), self.wall(end)
+        same_day = first[:10] == last[:10]
+        return f"{first} to {last[11:] if same_day else last}"
+
+    def axis_title(self) -> str:
+        """Name the time axis with its zone, so a reader knows which clock it follows."""
+        return f"time ({self.zone})"
+
+
+def _cell_data(buckets: Buckets, index: int, cell: Cell, hover: Hover, note: str) -> list[Any]:
+    """Carry a point's tooltip parts, then its drill-down link, as _bucket_template reads."""
+    traces = f" in {fmt_count(cell.traces)} traces" if cell.traces is not None else ""
+    unknown = f" ({fmt_count(cell.unknown)} {hover.unknown_label})" if cell.unknown else ""
+    return [
+        fmt_value(cell.value, hover.unit),
+        cell.calls,
+        traces + unknown + note,
+        buckets.span(index),
+        cell.href,
+    ]
+
+
+def _bucket_template(hover: Hover) -> str:
+    """Show the series, the bucket, the value and the n behind it; the link stays hidden."""
+    return (
+        "<b>%{fullData.name}</b><br>%{customdata[3]}<br>%{customdata[0]}"
+        " · n = %{customdata[1]:,} " + hover.n_label + "%{customdata[2]}<extra></extra>"
+    )
+
+
+def create_bucket_figure(
+    buckets: Buckets,
+    series: Sequence[ChartSeries],
+    title: str,
+    y_title: str,
+    hover: Hover,
+    kind: Literal["bars", "lines"] = "lines",
+    min_calls: int = 0,
+) -> Figure:
+    """Plot one metric per bucket, a trace per series in the given (legend) order.
+
+    Bars are for what adds up (calls, tokens, cost): every bucket is drawn, 0 where a series
+    had no calls, stacked across series. Lines are for what does not (latency, rates): a bucket
+    without calls is None, so the line breaks there instead of bridging it, and markers show a
+    lone point. With `min_calls`, a point from fewer calls leaves its line and is drawn grey,
+    its tooltip saying so. Every tooltip shows the n; each point carries its drill-down link
+    last in its customdata.
+    """
+    if not series or not any(cell.calls for s in series for cell in s.cells.values()):
+        return create_empty_figure("No data for these filters", title)
+    x = [buckets.wall(start) for start in buckets.starts]
+    data: list[dict[str, Any]] = []
+    for rank, one in enumerate(series):
+        empty = Cell(0.0 if kind == "bars" else None, 0)
+        cells = [one.cells.get(start, empty) for start in buckets.starts]
+        shown = [
+            c.value if (kind == "bars" or (c.calls and c.calls >= min_calls)) else None
+            for c in cells
+        ]
+        trace: dict[str, Any] = {
+            "type": "bar" if kind == "bars" else "scatter",
+            "name": one.name,
+            "legendgroup": one.name,
+            "legendrank": rank + 1,
+            "meta": one.key or one.name,
+            "x": x,
+            "y": shown,
+            "customdata": [_cell_data(buckets, i, c, hover, "") for i, c in enumerate(cells)],
+            "hovertemplate": _bucket_template(hover),
+            "marker": {"color": one.color},
+        }
+        if kind == "lines":
+            trace |= {
+                "mode": "lines+markers",
+                "connectgaps": False,
+                "line": {"color": one.color, "dash": one.dash},
+            }
+        data.append(trace)
+        few = [i for i, c in enumerate(cells) if kind == "lines" and 0 < c.calls < min_calls]
+        if few:
+            note = f" ({TOO_FEW})"
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "name": f"{one.name} ({TOO_FEW})",
+                    "legendgroup": one.name,
+                    "showlegend": False,
+                    "meta": one.key or one.name,
+                    "x": [x[i] for i in few],
+                    "y": [cells[i].value for i in few],
+                    "customdata": [_cell_data(buckets, i, cells[i], hover, note) for i in few],
+                    "hovertemplate": _bucket_template(hover),
+                    # Hollow and grey: there, but not to be read like the others.
+                    "marker": {"color": MUTED, "symbol": "circle-open", "size": 8},
+                }
+            )
+    layout: dict[str, Any] = {
+        "xaxis": {"type": "date", "title": {"text": buckets.axis_title()}},
+        "yaxis": {"title": {"text": y_title}, "rangemode": "tozero", **axis(hover.unit)},
+        "legend": {**LEGEND_BELOW, "traceorder": "normal"},
+    }
+    if kind == "bars":
+        layout |= {"barmode": "stack", "bargap": 0.1}
+    return _figure(data, title, **layout)
+
+
+def clicked_href(click: Mapping[str, Any] | None) -> str | None:
+    """Return the drill-down link of a clicked bar or point, if it has one."""
+    points = (click or {}).get("points") or []
+    custom = points[0].get("customdata") if points and isinstance(points[0], dict) else None
+    href = custom[-1] if isinstance(custom, list) and custom else None
+    # Only our own paths: customdata travels through the browser.
+    return href if isinstance(href, str) and href.startswith("/") and "//" not in href else None
+
+
+def chart_buckets(
+    edges: Sequence[datetime], seen: Iterable[datetime], size: timedelta, zone: str
+) -> Buckets:
+    """Join the window's buckets with any the data holds outside them (a clock change, a skew)."""
+    starts = sorted(set(edges[:-1]) | set(seen))
+    if not starts:
+        return Buckets([], zone)
+    return Buckets([*starts, max(edges[-1] if edges else starts[-1], starts[-1] + size)], zone)
+
+
+def drill_href(state: FilterState, buckets: Buckets, start: datetime, **narrow: Any) -> str | None:
+    """Link to the traces page for exactly one bucket (and, narrowed, one series), or None."""
+    edges = list(buckets.edges)
+    if start not in edges[:-1]:
+        return None
+    end = edges[edges.index(start) + 1]
+    zone = ZoneInfo(buckets.zone)
+    picked = dataclasses.replace(
+        state,
+        range="custom",
+        # With their offsets, so the traces page reads the same instants in any zone.
+        start=start.astimezone(zone),
+        end=end.astimezone(zone),
+        evaluator=None,
+        **narrow,
+    )
+    return f"/traces{picked.query_string()}"

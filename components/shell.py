@@ -1,4 +1,4 @@
-"""The page shell: navbar, Phoenix status banner and the page container."""
+"""The page shell: navbar, Phoenix status banner, display settings and the page container."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import dcc, html
+from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html
 from dash.development.base_component import Component
+
+THEME_CHOICES = [
+    {"label": "Auto (follow the system)", "value": "auto"},
+    {"label": "Light", "value": "light"},
+    {"label": "Dark", "value": "dark"},
+]
 
 
 def create_alerts_badge(firing: int) -> html.Span:
@@ -74,6 +80,12 @@ def create_navbar(
     """Build the top navbar with the pages and the signed-in user."""
     user_menu = dbc.DropdownMenu(
         [
+            dbc.DropdownMenuItem(
+                [html.I(className="bi bi-sliders me-1"), "Display settings"],
+                id="nav-settings-open",
+                n_clicks=0,
+            ),
+            dbc.DropdownMenuItem(divider=True),
             create_logout_form(csrf_token),
             create_logout_form(
                 csrf_token,
@@ -108,13 +120,83 @@ def create_navbar(
     )
 
 
-def create_shell(navbar: Component, poll_interval_s: int = 5) -> html.Div:
+def create_display_settings(
+    theme: str, timezone: str | None, zones: list[dict[str, str]], *, signed_in: bool
+) -> list[Component]:
+    """Build the user's display settings: the values assets/theme.js applies, and their dialog."""
+    # assets/theme.js reads these attributes: the colour mode to set on <html>, and the zone
+    # the grid shows times in (empty: the browser's, which it then saves once).
+    attributes: dict[str, Any] = {
+        "data-theme": theme,
+        "data-timezone": timezone or "",
+        "data-signed-in": "true" if signed_in else "false",
+    }
+    values = html.Div(id="user-display", hidden=True, **attributes)
+    dialog = dbc.Modal(
+        [
+            dbc.ModalHeader(dbc.ModalTitle("Display settings")),
+            dbc.ModalBody(
+                [
+                    dbc.Label("Theme", html_for="settings-theme"),
+                    dbc.RadioItems(
+                        id="settings-theme", options=THEME_CHOICES, value=theme, className="mb-3"
+                    ),
+                    dbc.Label("Time zone", html_for="settings-timezone"),
+                    dcc.Dropdown(
+                        id="settings-timezone",
+                        options=zones,
+                        value=timezone or "",
+                        searchable=True,
+                        clearable=False,
+                        placeholder="Browser default",
+                    ),
+                    html.Div(
+                        "Charts, tables and day and hour buckets use this zone; a tz= in the "
+                        "URL overrides it. CSV exports keep ISO 8601 times with their offset.",
+                        className="form-text",
+                    ),
+                    html.Div(id="settings-status", className="small mt-2", role="status"),
+                ]
+            ),
+            dbc.ModalFooter(dbc.Button("Save", id="settings-save", color="primary", n_clicks=0)),
+        ],
+        id="settings-modal",
+        is_open=False,
+    )
+    return [values, dialog]
+
+
+def create_shell(
+    navbar: Component,
+    poll_interval_s: int = 5,
+    settings: list[Component] | None = None,
+) -> html.Div:
     """Wrap the navbar and the current page; the alerts badge polls our database."""
     return html.Div(
         [
             dcc.Location(id="shell-location"),
             dcc.Interval(id="shell-alerts-poll", interval=poll_interval_s * 1000),
             navbar,
+            *(settings or []),
             dbc.Container(dash.page_container, fluid=True, className="pb-4"),
         ]
+    )
+
+
+def init_app(app: Dash) -> None:
+    """Register the display settings' clientside callbacks (assets/theme.js)."""
+    # On the app, not at import: a module-level registration would reach only the first app.
+    app.clientside_callback(
+        ClientsideFunction(namespace="theme", function_name="openSettings"),
+        Output("settings-modal", "is_open"),
+        Input("nav-settings-open", "n_clicks"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction(namespace="theme", function_name="saveSettings"),
+        Output("settings-status", "children"),
+        Input("settings-save", "n_clicks"),
+        State("settings-theme", "value"),
+        State("settings-timezone", "value"),
+        prevent_initial_call=True,
     )

@@ -34,7 +34,8 @@ DEMO_MONITOR = {
     "rule": "relative",
     "candidate": "newest",
     "baseline": "previous",
-    # The week: the newest version's calls since its release, the one before's alongside.
+    # The last week: v3 (released ten days ago, its retry loop shipped five days ago) against
+    # v2, which still serves part of the traffic during the staged rollout.
     "window_hours": 24 * 7,
     "min_effect": 10,
     "min_samples": 150,
@@ -61,7 +62,7 @@ def main() -> int:
     """Prepare everything the demo needs, reusing what an earlier run left, then serve."""
     phoenix = ensure_running(DEMO_DIR / "phoenix.json", DEMO_DIR / "phoenix")
     print(f"Phoenix: {phoenix.url} (data in {phoenix.workdir}; `make demo-stop` stops it)")
-    summary = load_demo(phoenix.url)
+    summary = load_demo(phoenix.url, progress=True)
     if summary.skipped:
         print("Demo data: already loaded, nothing sent.")
     else:

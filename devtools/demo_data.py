@@ -4,6 +4,11 @@ Sends OpenInference traces over OTLP/HTTP into three projects, registers prompt 
 annotates LLM spans, uploads a dataset and records two experiments on it. Everything is
 derived from ``seed`` and ``now``, so the same arguments produce the same span ids and data.
 
+The full demo tells a month's story: traffic follows Berlin office hours and quiets down at
+weekends; v2 of each prompt beats v1 on quality at the same cost, and v3 answers faster until
+a retry loop shipped five days ago blows up its p95 latency. Two LLM judges score the calls
+and the QA team labels a sample by hand. Small loads (tests) compress the story into a week.
+
     python -m devtools.demo_data --url http://127.0.0.1:6006 [--api-key K] [--llm-spans N]
 """
 
@@ -21,7 +26,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
 
 import requests
 from openinference.semconv.resource import ResourceAttributes
@@ -45,7 +51,15 @@ from opentelemetry.semconv.attributes.exception_attributes import (
 )
 from opentelemetry.trace import Status, StatusCode
 
-__all__ = ["DATASET_NAME", "PROJECT_NAMES", "DemoSummary", "load_demo", "main", "send_traces"]
+__all__ = [
+    "DATASET_NAME",
+    "PROJECT_NAMES",
+    "DemoSummary",
+    "load_demo",
+    "main",
+    "send_traces",
+    "window_for",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -55,21 +69,34 @@ DATASET_NAME = "demo-support-questions"
 PRODUCTION_TAG = "production"
 CORRECTNESS = "correctness"
 HELPFULNESS = "helpfulness"
+QA_REVIEW = "qa_review"
 EXACT_MATCH = "exact_match"
 RELEVANCE = "relevance"
-SPAN_EVALUATORS = (CORRECTNESS, HELPFULNESS)
+# The two LLM judges and the human review, in the order the dashboard lists them.
+SPAN_EVALUATORS = (CORRECTNESS, HELPFULNESS, QA_REVIEW)
 
-_WINDOW = timedelta(days=7)
+# The full demo covers a month; a small load (a test's slice) covers at least a week, with
+# about _DAILY_LLM_SPANS calls a day in between, so every load has the same story and density.
+_WINDOW = timedelta(days=30)
+_SHORT_WINDOW = timedelta(days=7)
+_DAILY_LLM_SPANS = 400
 # Keep the newest trace a little in the past so "last hour" charts are not half-filled.
 _MIN_AGE = timedelta(minutes=5)
 _ERROR_RATE = 0.08
-_RAG_RATE = 0.40
-_CORRECTNESS_RATE = 0.70
-_HELPFULNESS_RATE = 0.25
+# Each project calls its retrieval prompt in _RAG_PROMPT_SHARE of its traces; only _RAG_RATE of
+# those carry the CHAIN and RETRIEVER spans around the LLM call (the rest hit a context cache),
+# so nearly every span is an LLM span: Phoenix ingests about 150 spans/s on a laptop.
+_RAG_PROMPT_SHARE = 0.60
+_RAG_RATE = 0.20
+_CORRECTNESS_RATE = 0.55
+_HELPFULNESS_RATE = 0.30
+# The QA team reviews every _REVIEW_EVERY-th successful call by hand (so small loads have some).
+_REVIEW_EVERY = 25
 _MIN_LATENCY_MS = 300.0
 _MAX_LATENCY_MS = 8000.0
-# Enough calls for a week's p95 of each version to be bounded by the monitors' intervals.
-DEMO_LLM_SPANS = 8000
+# Thirty days at _DAILY_LLM_SPANS: enough calls for a week's p95 of each support-answer version
+# to be bounded by the monitors' intervals; about 14,700 spans, loaded in about 2.5 minutes.
+DEMO_LLM_SPANS = 12_000
 _ANNOTATION_CHUNK = 500
 # Span ids travel in the query string; 100 ids keep the request line far below server limits.
 _SPAN_ID_CHUNK = 100
@@ -262,7 +289,7 @@ class _Project:
 _PROJECTS: tuple[_Project, ...] = (
     _Project(
         "support-bot",
-        0.45,
+        0.50,
         "support-answer",
         "summarize-ticket",
         "answer_question",
@@ -280,7 +307,7 @@ _PROJECTS: tuple[_Project, ...] = (
     ),
     _Project(
         "sales-email",
-        0.25,
+        0.20,
         "email-draft",
         "email-draft",
         "draft_email",
@@ -290,17 +317,33 @@ _PROJECTS: tuple[_Project, ...] = (
 )
 PROJECT_NAMES: tuple[str, ...] = tuple(p.name for p in _PROJECTS)
 
-# Newer versions roll out later in the week and are faster and better, so charts differ.
-_VERSION_RELEASE = (0.0, 0.30, 0.60)
-_VERSION_SPEED = (1.0, 0.85, 0.75)
-_VERSION_QUALITY = (0.0, 0.06, 0.10)
-# ...except that the third version regresses from a visible day on: a third of its calls (a
-# retry loop in the story) take 6 times as long in the last _REGRESSION_AGE, so its p95 latency
-# jumps past the 8 s timeouts while its median barely moves. The demo's monitor fires on it.
+# Traffic follows office hours in one zone: weight of each local hour (interpolated between
+# hours) and of each weekday (Monday first). Nights and weekends are quiet, never empty.
+_ZONE = ZoneInfo("Europe/Berlin")
+_HOUR_WEIGHTS = (
+    0.05, 0.04, 0.03, 0.03, 0.04, 0.07, 0.15, 0.35, 0.70, 0.95, 1.00, 1.00,
+    0.82, 0.88, 1.00, 0.97, 0.90, 0.72, 0.50, 0.38, 0.30, 0.22, 0.14, 0.08,
+)  # fmt: skip
+_WEEKDAY_WEIGHTS = (1.0, 1.0, 1.0, 0.97, 0.85, 0.30, 0.25)
+
+# Versions roll out across the window (v2 after a third, v3 after two thirds: days 10 and 20 of
+# the month). A new version takes _NEWEST_SHARE of the calls, the one before keeps most of the
+# rest (a staged rollout), older ones a little. v2 beats v1 on quality at the same speed and
+# the same tokens, so the same cost; v3 writes faster (lower latency) at v2's quality...
+_VERSION_RELEASE = (0.0, 1 / 3, 2 / 3)
+_NEWEST_SHARE = 0.55
+_PREVIOUS_SHARE = 0.38
+_VERSION_SPEED = (1.0, 1.0, 0.55)
+_VERSION_QUALITY = (0.0, 0.08, 0.07)
+# ...until a retry loop ships with it: from _REGRESSION_HOUR local time on the day a sixth of
+# the window ago (five days in the month), a third of its calls take 10 times as long, so its
+# p95 latency jumps far past the 8 s timeouts while its median stays below v2's. The demo's
+# monitor (v3 against v2 over the last 7 days, where v2 keeps ~300 calls) fires on it.
 _REGRESSION_VERSION = 2
-_REGRESSION_AGE = timedelta(days=2, hours=12)
-_REGRESSION_SHARE = 0.35
-_REGRESSION_FACTOR = 6.0
+_REGRESSION_FRACTION = 1 / 6
+_REGRESSION_HOUR = 10
+_REGRESSION_SHARE = 0.32
+_REGRESSION_FACTOR = 10.0
 # A retry loop is not bound by one call's timeout.
 _REGRESSION_MAX_MS = 30_000.0
 
@@ -585,25 +628,48 @@ def _template_fields(template: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
 
+def window_for(llm_spans: int) -> timedelta:
+    """Return the time window a load of this many LLM spans covers: a week up to a month."""
+    days = min(_WINDOW.days, max(_SHORT_WINDOW.days, llm_spans / _DAILY_LLM_SPANS))
+    return timedelta(days=days)
+
+
+def _traffic_weight(moment_s: float) -> float:
+    """Return the relative traffic (0..1) at a moment: office hours on weekdays in _ZONE."""
+    local = datetime.fromtimestamp(moment_s, _ZONE)
+    hour = local.hour + local.minute / 60.0
+    low = int(hour)
+    this, after = _HOUR_WEIGHTS[low], _HOUR_WEIGHTS[(low + 1) % 24]
+    return (this + (after - this) * (hour - low)) * _WEEKDAY_WEIGHTS[local.weekday()]
+
+
 def _sample_age_s(rng: random.Random, now_ns: int, window: timedelta = _WINDOW) -> float:
-    """Pick how long ago a trace started, favouring daytime hours (UTC)."""
+    """Pick how long ago a trace started, following the daily and weekly traffic rhythm."""
     low, high = _MIN_AGE.total_seconds(), window.total_seconds()
     now_s = now_ns / 1e9
     while True:
         age = rng.uniform(low, high)
-        hour = ((now_s - age) % 86_400.0) / 3600.0
-        daytime = max(0.0, math.sin(math.pi * (hour - 6.0) / 14.0)) if 6 <= hour <= 20 else 0.0
-        if rng.random() < 0.25 + 0.75 * daytime:
+        if rng.random() < _traffic_weight(now_s - age):
             return age
 
 
-def _pick_version(rng: random.Random, prompt: _Prompt, week_fraction: float) -> int:
-    """Pick a prompt version: mostly the newest released one, sometimes an older one."""
-    released = [i for i in range(len(prompt.templates)) if _VERSION_RELEASE[i] <= week_fraction]
+def _regression_age_s(now_ns: int, window: timedelta) -> float:
+    """Return how long ago the regression shipped: _REGRESSION_HOUR local, a sixth back."""
+    day = datetime.fromtimestamp(now_ns / 1e9, _ZONE) - window * _REGRESSION_FRACTION
+    shipped = day.replace(hour=_REGRESSION_HOUR, minute=0, second=0, microsecond=0)
+    return max(0.0, now_ns / 1e9 - shipped.timestamp())
+
+
+def _pick_version(rng: random.Random, prompt: _Prompt, window_fraction: float) -> int:
+    """Pick a prompt version: mostly the newest released one, else the one before or older."""
+    released = [i for i in range(len(prompt.templates)) if _VERSION_RELEASE[i] <= window_fraction]
     newest = released[-1]
-    if newest > 0 and rng.random() < 0.25:
-        return rng.choice(released[:-1])
-    return newest
+    roll = rng.random()
+    if newest == 0 or roll < _NEWEST_SHARE:
+        return newest
+    if newest == 1 or roll < _NEWEST_SHARE + _PREVIOUS_SHARE:
+        return newest - 1
+    return rng.randrange(newest - 1)
 
 
 def _latency_ms(rng: random.Random, median_ms: float) -> float:
@@ -695,7 +761,11 @@ _VALUE_BUILDERS: dict[str, Callable[[random.Random, bool], _Values]] = {
 
 
 def _plan_trace(
-    rng: random.Random, clock_rng: random.Random, now_ns: int, window: timedelta = _WINDOW
+    rng: random.Random,
+    clock_rng: random.Random,
+    now_ns: int,
+    window: timedelta = _WINDOW,
+    regression_age_s: float | None = None,
 ) -> _Trace:
     """Plan one trace: project, shape, prompt version, model, texts and timings."""
     # Shape and content come from ``rng`` and timing from ``clock_rng``, so a different
@@ -703,11 +773,16 @@ def _plan_trace(
     project = _PROJECTS[
         rng.choices(range(len(_PROJECTS)), weights=[p.weight for p in _PROJECTS], k=1)[0]
     ]
-    rag = rng.random() < _RAG_RATE
-    prompt = _PROMPTS[project.rag_prompt if rag else project.single_prompt]
+    rag_prompt = rng.random() < _RAG_PROMPT_SHARE
+    rag = rag_prompt and rng.random() < _RAG_RATE
+    prompt = _PROMPTS[project.rag_prompt if rag_prompt else project.single_prompt]
     model = _MODELS[_weighted(rng, project.models)]
     values = _VALUE_BUILDERS[prompt.name](rng, rag)
-    overhead = rng.randint(250, 1100) if rag else rng.randint(20, 120)
+    # Tokens come from the call's data, not from the template, so every version of a prompt
+    # costs the same per call: the versions differ in quality and speed only.
+    overhead = rng.randint(250, 1100) if rag_prompt else rng.randint(20, 120)
+    data_tokens = sum(len(value) for value in values.variables.values()) // 4
+    prompt_tokens = 60 + data_tokens + overhead
     completion_tokens = max(8, len(values.output) // 4 + rng.randint(0, 80))
     error: tuple[str, str] | None = None
     error_ms = 0.0
@@ -718,17 +793,18 @@ def _plan_trace(
         completion_tokens = 0
 
     age_s = _sample_age_s(clock_rng, now_ns, window)
-    version = _pick_version(clock_rng, prompt, 1.0 - age_s / _WINDOW.total_seconds())
+    version = _pick_version(clock_rng, prompt, 1.0 - age_s / window.total_seconds())
     template = prompt.templates[version]
     variables = {name: values.variables[name] for name in _template_fields(template)}
     input_text = template.format(**variables)
     output = values.output
-    prompt_tokens = len(input_text) // 4 + overhead
     latency = _latency_ms(clock_rng, model.median_ms * _VERSION_SPEED[version])
+    if regression_age_s is None:
+        regression_age_s = _regression_age_s(now_ns, window)
     # Drawn from the trace's own time, not from clock_rng: every other trace keeps its timing.
     if (
         version == _REGRESSION_VERSION
-        and age_s < _REGRESSION_AGE.total_seconds()
+        and age_s < regression_age_s
         and random.Random(f"regression:{age_s!r}").random() < _REGRESSION_SHARE
     ):
         latency = min(_REGRESSION_MAX_MS, latency * _REGRESSION_FACTOR)
@@ -759,6 +835,16 @@ def _plan_trace(
         error=error,
         customer_tier=rng.choices(("free", "pro", "enterprise"), weights=(5, 3, 2), k=1)[0],
     )
+
+
+def _plan_traces(count: int, seed: int, now_ns: int, window: timedelta) -> list[_Trace]:
+    """Plan the demo load's traces (the same ones for the same arguments)."""
+    trace_rng = random.Random(f"demo-traces:{seed}")
+    clock_rng = random.Random(f"demo-clock:{seed}")
+    regression_age_s = _regression_age_s(now_ns, window)
+    return [
+        _plan_trace(trace_rng, clock_rng, now_ns, window, regression_age_s) for _ in range(count)
+    ]
 
 
 # --------------------------------------------------------------------------- tracing
@@ -1094,7 +1180,8 @@ def _wait_for_spans(
                 f"Phoenix did not ingest all spans within {timeout_s:.0f}s; "
                 f"still missing per project: {missing}"
             )
-        logger.info("waiting for Phoenix to ingest spans; missing %s", missing)
+        # Debug, not info: a line a second would break the progress bar of a demo load.
+        logger.debug("waiting for Phoenix to ingest spans; missing %s", missing)
         time.sleep(_POLL_INTERVAL_S)
 
 
@@ -1145,9 +1232,18 @@ def _register_prompts(api: _Phoenix) -> list[str]:
 # --------------------------------------------------------------------------- annotations
 
 
+_HELPFUL_LABELS = {5: "helpful", 4: "helpful", 3: "partly helpful", 2: "unhelpful", 1: "unhelpful"}
+_REVIEW_LABELS = (
+    ("good", 1.0, "Correct, complete and on brand."),
+    ("needs work", 0.5, "Right direction, but misses a step or the tone is off."),
+    ("bad", 0.0, "Wrong or unhelpful; would not send this to a customer."),
+)
+
+
 def _plan_annotations(rng: random.Random, traces: Sequence[_Trace]) -> list[JSON]:
-    """Decide the correctness and helpfulness annotations of every LLM span."""
+    """Decide the two LLM judges' scores and the QA team's labels of the LLM spans."""
     annotations: list[JSON] = []
+    successes = 0
     for t in traces:
         quality = t.model.quality + _VERSION_QUALITY[t.version]
         if rng.random() < _CORRECTNESS_RATE:
@@ -1179,21 +1275,36 @@ def _plan_annotations(rng: random.Random, traces: Sequence[_Trace]) -> list[JSON
                     "identifier": "",
                 }
             )
-        if t.error is None and rng.random() < _HELPFULNESS_RATE:
-            score = round(min(1.0, max(0.0, rng.gauss(quality - 0.2, 0.2))), 2)
-            label = "good" if score >= 0.5 else "bad"
+        if t.error is not None:
+            continue
+        if rng.random() < _HELPFULNESS_RATE:
+            # A 1-5 rating centred on the call's quality: about 4 for a 0.85 call.
+            stars = round(min(5.0, max(1.0, rng.gauss(1.0 + 4.0 * quality - 0.4, 0.8))))
             annotations.append(
                 {
                     "span_id": t.llm_span_id,
                     "name": HELPFULNESS,
-                    "annotator_kind": "HUMAN",
+                    "annotator_kind": "LLM",
                     "result": {
-                        "label": label,
-                        "score": score,
-                        "explanation": "Reviewed by the QA team."
-                        if label == "good"
-                        else "Reviewer found the answer unhelpful.",
+                        "label": _HELPFUL_LABELS[stars],
+                        "score": float(stars),
+                        "explanation": f"Rated {stars} of 5 for how well it resolves the request.",
                     },
+                    "metadata": {"judge_model": "claude-3-5-sonnet", "scale": "1-5"},
+                    "identifier": "",
+                }
+            )
+        successes += 1
+        if successes % _REVIEW_EVERY == 1:
+            roll = rng.random()
+            worse = 0 if roll < quality - 0.08 else 1 if roll < (quality + 1.0) / 2.0 else 2
+            label, score, note = _REVIEW_LABELS[worse]
+            annotations.append(
+                {
+                    "span_id": t.llm_span_id,
+                    "name": QA_REVIEW,
+                    "annotator_kind": "HUMAN",
+                    "result": {"label": label, "score": score, "explanation": note},
                     "metadata": {"reviewer": f"qa-{rng.randint(1, 4)}"},
                     "identifier": "",
                 }
@@ -1201,11 +1312,15 @@ def _plan_annotations(rng: random.Random, traces: Sequence[_Trace]) -> list[JSON
     return annotations
 
 
-def _post_annotations(api: _Phoenix, annotations: Sequence[JSON]) -> None:
+def _post_annotations(
+    api: _Phoenix, annotations: Sequence[JSON], progress: _Progress | None = None
+) -> None:
     """Write span annotations in chunks."""
     for start in range(0, len(annotations), _ANNOTATION_CHUNK):
         chunk = list(annotations[start : start + _ANNOTATION_CHUNK])
         api.call("POST", "/v1/span_annotations", params={"sync": "true"}, body={"data": chunk})
+        if progress is not None:
+            progress.advance(len(chunk))
 
 
 def _count_annotations(api: _Phoenix, project: str, span_ids: Sequence[str]) -> int:
@@ -1359,6 +1474,48 @@ def _verify_experiment(api: _Phoenix, experiment_id: str, runs: int) -> None:
         )
 
 
+# --------------------------------------------------------------------------- progress
+
+
+class _Progress:
+    """A progress bar on a terminal (redrawn in place), or a line per quarter elsewhere."""
+
+    _WIDTH = 30
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._started = time.monotonic()
+        self._label = ""
+        self._total = self._done = self._shown = 0
+
+    def stage(self, label: str, total: int) -> None:
+        """Start counting a new stage of `total` units."""
+        self._label, self._total, self._done, self._shown = label, max(1, total), 0, -1
+        self._draw()
+
+    def advance(self, units: int) -> None:
+        """Count `units` more done in the current stage."""
+        self._done = min(self._total, self._done + units)
+        self._draw()
+
+    def _draw(self) -> None:
+        share = self._done / self._total
+        quarter = int(share * 4)
+        if not self._tty and quarter == self._shown:
+            return
+        self._shown = quarter
+        filled = int(share * self._WIDTH)
+        bar = "#" * filled + "." * (self._WIDTH - filled)
+        line = (
+            f"{self._label:<12} [{bar}] {self._done:>6,}/{self._total:,} {share:4.0%} "
+            f"{time.monotonic() - self._started:5.0f}s"
+        )
+        end = "\n" if self._done >= self._total or not self._tty else ""
+        self._stream.write(("\r" if self._tty else "") + line + end)
+        self._stream.flush()
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -1405,10 +1562,18 @@ def load_demo(
     seed: int = 7,
     now: datetime | None = None,
     timeout_s: float = 300.0,
+    window: timedelta | None = None,
+    progress: bool = False,
 ) -> DemoSummary:
-    """Load the demo data into Phoenix unless it is already there."""
+    """Load the demo data into Phoenix unless it is already there.
+
+    `window` defaults to a week for small loads, growing to a month at DEMO_LLM_SPANS; with
+    `progress`, a progress bar on stderr follows the spans and annotations.
+    """
     if llm_spans < 1:
         raise ValueError("llm_spans must be at least 1")
+    span = window or window_for(llm_spans)
+    bar = _Progress(sys.stderr) if progress else None
     url = phoenix_url.rstrip("/")
     moment = now or datetime.now(UTC)
     if moment.tzinfo is None:
@@ -1425,25 +1590,41 @@ def load_demo(
         logger.info("registering %d prompts", len(_PROMPTS))
         prompts = _register_prompts(api)
 
-        trace_rng = random.Random(f"demo-traces:{seed}")
-        clock_rng = random.Random(f"demo-clock:{seed}")
-        traces = [_plan_trace(trace_rng, clock_rng, now_ns) for _ in range(llm_spans)]
+        traces = _plan_traces(llm_spans, seed, now_ns, span)
         total = sum(3 if t.rag else 1 for t in traces)
-        logger.info("sending %d spans (%d LLM) over OTLP", total, llm_spans)
+        logger.info("sending %d spans (%d LLM, %d days) over OTLP", total, llm_spans, span.days)
+        if bar is not None:
+            bar.stage("spans", total)
         expected: dict[str, set[str]] = {p: set() for p in PROJECT_NAMES}
         seen: dict[str, set[str]] = {p: set() for p in PROJECT_NAMES}
         resume: dict[str, str | None] = dict.fromkeys(PROJECT_NAMES)
 
-        def ingested(batch: Sequence[_Trace]) -> None:
+        # One batch ahead: Phoenix ingests a batch while the next one is sent, and never holds
+        # more than two (far below its 20,000-span queue, past which it answers 503).
+        in_flight: list[Sequence[_Trace]] = []
+
+        def wait_for_oldest() -> None:
+            batch = in_flight.pop(0)
             for t in batch:
                 expected[t.project.name].update(t.span_ids)
             _wait_for_spans(api, expected, timeout_s, seen, resume)
+            if bar is not None:
+                bar.advance(sum(len(t.span_ids) for t in batch))
+
+        def ingested(batch: Sequence[_Trace]) -> None:
+            in_flight.append(batch)
+            if len(in_flight) > 1:
+                wait_for_oldest()
 
         _send_traces(url, seed, headers, traces, after_batch=ingested)
+        while in_flight:
+            wait_for_oldest()
 
         annotations = _plan_annotations(random.Random(f"demo-annotations:{seed}"), traces)
         logger.info("writing %d span annotations", len(annotations))
-        _post_annotations(api, annotations)
+        if bar is not None:
+            bar.stage("annotations", len(annotations))
+        _post_annotations(api, annotations, bar)
         for project in PROJECT_NAMES:
             llm_ids = [t.llm_span_id for t in traces if t.project.name == project]
             id_set = set(llm_ids)
@@ -1455,10 +1636,14 @@ def load_demo(
                 )
 
         logger.info("uploading dataset %s and running experiments", DATASET_NAME)
+        if bar is not None:
+            bar.stage("experiments", len(_EXPERIMENTS))
         dataset_id = _upload_dataset(api)
         experiment_ids = _run_experiments(
             api, random.Random(f"demo-experiments:{seed}"), dataset_id, now_ns
         )
+        if bar is not None:
+            bar.advance(len(_EXPERIMENTS))
         return DemoSummary(
             projects=[p for p in PROJECT_NAMES if expected[p]],
             llm_spans=llm_spans,
@@ -1480,7 +1665,7 @@ def send_traces(
     seed: int,
     api_key: str | None = None,
     now: datetime | None = None,
-    window: timedelta = _WINDOW,
+    window: timedelta = _SHORT_WINDOW,
     timeout_s: float = 120.0,
 ) -> dict[str, list[str]]:
     """Send `count` more demo traces (one LLM span each) and wait until Phoenix has them all.
@@ -1492,7 +1677,10 @@ def send_traces(
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     trace_rng = random.Random(f"extra-traces:{seed}")
     clock_rng = random.Random(f"extra-clock:{seed}")
-    traces = [_plan_trace(trace_rng, clock_rng, now_ns, window) for _ in range(count)]
+    regression_age_s = _regression_age_s(now_ns, window)
+    traces = [
+        _plan_trace(trace_rng, clock_rng, now_ns, window, regression_age_s) for _ in range(count)
+    ]
     _send_traces(url, seed, headers, traces)
     expected: dict[str, set[str]] = {p: set() for p in PROJECT_NAMES}
     llm_ids: dict[str, list[str]] = {p: [] for p in PROJECT_NAMES}
@@ -1561,6 +1749,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             now=args.now,
             timeout_s=args.timeout,
+            progress=True,
         )
     except (RuntimeError, ValueError) as exc:
         print(f"demo_data: {exc}", file=sys.stderr)

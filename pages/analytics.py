@@ -3,14 +3,38 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, callback, dcc, html, no_update
+from dash import (
+    ClientsideFunction,
+    Input,
+    Output,
+    State,
+    callback,
+    clientside_callback,
+    dcc,
+    html,
+    no_update,
+)
 
-from components.charts import Hover, create_chart_slot, create_series_figure
+from components.charts import (
+    MIN_CALLS,
+    Cell,
+    ChartSeries,
+    Hover,
+    chart_buckets,
+    clicked_href,
+    create_bucket_figure,
+    create_chart_slot,
+    drill_href,
+)
+from components.colors import group_color_key, group_order, prompt_catalogue, series_color
 from components.filter_bar import (
     create_empty_notice,
     create_evaluator_picker,
@@ -28,12 +52,14 @@ from services.filters import FilterState, parse_query
 from services.live import live_state
 from services.prompt_filters import PromptNames, prompt_label, version_labels
 from services.status import phoenix_project_path
+from services.user_settings import display_zone
 from store import analytics as store_analytics
 from store.analytics import (
     BOOTSTRAP_SAMPLES,
     COMPARE_SAMPLE_ROWS,
     Filters,
     GroupKey,
+    Metrics,
     Split,
     VersionKey,
 )
@@ -52,6 +78,13 @@ SPLITS: dict[str, Split] = {"prompt_version": "version", "model": "model"}
 VERSIONS = tables.table("versions")
 COMPARISON = tables.table("comparison")
 NO_MODEL = "(no model)"
+# The latency chart shows one percentile at a time, kept in the URL as pct=.
+PERCENTILES = ("p50", "p95", "p99")
+
+
+def _percentile(value: object) -> str:
+    """Read the latency percentile to show; anything else is the median."""
+    return value if isinstance(value, str) and value in PERCENTILES else PERCENTILES[0]
 
 
 def layout(**query: str) -> html.Div:
@@ -77,16 +110,30 @@ def layout(**query: str) -> html.Div:
             ),
             create_evaluator_picker(PAGE, state.evaluator),
             dcc.Loading(html.Div(id=f"{PAGE}-kpis")),
-            dbc.RadioItems(
-                id=f"{PAGE}-split",
-                options=[
-                    {"label": "by prompt version", "value": "prompt_version"},
-                    {"label": "by model", "value": "model"},
+            html.Div(
+                [
+                    dbc.RadioItems(
+                        id=f"{PAGE}-split",
+                        options=[
+                            {"label": "by prompt version", "value": "prompt_version"},
+                            {"label": "by model", "value": "model"},
+                        ],
+                        value="prompt_version",
+                        inline=True,
+                    ),
+                    dbc.RadioItems(
+                        id=f"{PAGE}-pct",
+                        options=[{"label": f"latency {p}", "value": p} for p in PERCENTILES],
+                        value=_percentile(query.get("pct")),
+                        inline=True,
+                    ),
                 ],
-                value="prompt_version",
-                inline=True,
-                className="mb-2",
+                className="d-flex flex-wrap gap-4 mb-2",
             ),
+            # A click on a bar or point opens the traces behind it (drill_to_traces).
+            dcc.Location(id=f"{PAGE}-drill", refresh="callback-nav"),
+            # assets/analytics.js keeps pct= in the URL beside the filter bar's parameters.
+            dcc.Store(id=f"{PAGE}-pct-written"),
             dbc.Row(graphs, className="g-3 mb-3"),
             # Sized for the table it receives, so the pane below stays below the fold meanwhile.
             html.Div(id=f"{PAGE}-versions", style={"minHeight": "480px"}),
@@ -148,10 +195,14 @@ register_filter_callbacks(PAGE, evaluator_picker=True)
     Input(f"{PAGE}-watermark", "data"),
     Input(f"{PAGE}-split", "value"),
     Input(f"{PAGE}-state", "data"),
+    Input(f"{PAGE}-pct", "value"),
 )
-def redraw(_mark: int | None, split: str, search: str | None) -> tuple[Any, ...]:
+def redraw(
+    _mark: int | None, split: str, search: str | None, pct: str | None = "p50"
+) -> tuple[Any, ...]:
     """Compute and draw everything for the current filters, once per watermark and minute."""
     state = state_from_search(search)
+    zone = display_zone(state)
     store = fact_store()
     with get_services().sessions() as db:
         filters = prompt_filters.resolve(db, state)
@@ -160,17 +211,18 @@ def redraw(_mark: int | None, split: str, search: str | None) -> tuple[Any, ...]
         mark = analytics.watermark(db)
     # Every tab with the same filters shares one computation until new data arrives.
     drawn = analytics.cached(
-        f"analytics-page:{split}",
+        f"analytics-page:{split}:{zone}",
         filters,
         mark,
-        lambda: _draw(store, state, filters, names, SPLITS.get(split, "version")),
+        lambda: _draw(store, state, filters, names, SPLITS.get(split, "version"), zone),
     )
-    kpis, labels, *outputs, empty = drawn
+    kpis, labels, latency, *outputs, empty = drawn
     # The evaluator is picked after the cache: switching it recomputes nothing.
     choice = evaluators.choose(kpis.scores, state.evaluator)
     cards = create_kpi_cards(PAGE, kpis, evaluators.view(kpis.scores, choice.name, labels))
     return (
         cards,
+        latency[_percentile(pct)],
         *outputs,
         *evaluator_picker_outputs(PAGE, kpis.scores, state.evaluator),
         create_empty_notice(PAGE, message, empty, "LLM calls"),
@@ -189,37 +241,146 @@ def _series_labels(keys: list[GroupKey], split: Split, names: PromptNames) -> di
     return version_labels(keys, names)
 
 
+def _window_buckets(
+    store: FactStore, filters: Filters, zone: str
+) -> tuple[timedelta | None, list[datetime]]:
+    """Choose the bucket size from the window and the calls in it; list the window's edges."""
+    window = store_analytics.chart_window(store, filters)
+    if window is None:
+        return None, []
+    calls = store_analytics.span_count(store, filters)
+    size = store_analytics.chart_bucket_size(*window, calls)
+    return size, store_analytics.bucket_edges(*window, size, zone)
+
+
+def _narrow(key: GroupKey, split: Split, names: PromptNames) -> dict[str, Any] | None:
+    """Return the filters that pick exactly one series, or None if no URL can say so."""
+    if split == "model":
+        return {"model": key.model} if key.model else None
+    prompt = names.name(key.prompt_id, key.template_hash)
+    if prompt is None or key.prompt_version is None:
+        return None  # "(no prompt)" or "(none)": the filter bar has no value for them
+    return {"prompt": prompt, "versions": (key.prompt_version,)}
+
+
+def _charts(
+    store: FactStore,
+    state: FilterState,
+    filters: Filters,
+    names: PromptNames,
+    split: Split,
+    zone: str,
+) -> tuple[Any, ...]:
+    """Query and draw the four bucketed charts; latency once per percentile."""
+    size, edges = _window_buckets(store, filters, zone)
+    result = store_analytics.redraw(store, filters, split, timezone=zone, size=size)
+    points = result.series.points
+    by_model = split == "model"
+    keys = sorted({p.key for p in points}, key=lambda k: group_order(k, names, by_model))
+    buckets = chart_buckets(edges, {p.bucket for p in points}, result.series.bucket_size, zone)
+    # Trace counts only for windows small enough to count them quickly (TRACE_COUNT_MAX_CALLS);
+    # above it tooltips give the calls alone.
+    counted = bool(points) and result.kpis.metrics.count <= store_analytics.TRACE_COUNT_MAX_CALLS
+    traces = (
+        store_analytics.trace_counts(
+            store, filters, split, result.series.bucket_size, timezone=zone
+        )
+        if counted
+        else {}
+    )
+    labels = _series_labels(keys, split, names)
+    catalogue = prompt_catalogue(names)
+    hrefs: dict[tuple[GroupKey, datetime], str | None] = {}
+    for p in points:
+        narrow = _narrow(p.key, split, names)
+        hrefs[(p.key, p.bucket)] = (
+            drill_href(state, buckets, p.bucket, **narrow) if narrow is not None else None
+        )
+
+    def series(value: Callable[[Metrics], float | None], unknown: str = "") -> list[ChartSeries]:
+        """Build a chart series per key, a cell per bucket that had calls."""
+        cells: dict[GroupKey, dict[datetime, Cell]] = {k: {} for k in keys}
+        for p in points:
+            cells[p.key][p.bucket] = Cell(
+                value(p.metrics),
+                p.metrics.count,
+                traces.get((p.bucket, _ident(p.key)), 0) if counted else None,
+                getattr(p.metrics, unknown) if unknown else 0,
+                hrefs[(p.key, p.bucket)],
+            )
+        made = []
+        for key in keys:
+            color_key = group_color_key(key, names, by_model)
+            made.append(
+                ChartSeries(
+                    labels[key], series_color(color_key, catalogue), cells[key], key=color_key
+                )
+            )
+        return made
+
+    latency = {
+        pct: create_bucket_figure(
+            buckets,
+            series(functools.partial(_latency, pct=pct)),
+            f"Latency {pct}",
+            "latency (ms)",
+            Hover("ms"),
+        )
+        for pct in PERCENTILES
+    }
+    tokens = create_bucket_figure(
+        buckets,
+        series(lambda m: m.tokens, "tokens_unknown"),
+        "Tokens",
+        "tokens",
+        Hover("count", unknown_label="without tokens"),
+        kind="bars",
+    )
+    cost = create_bucket_figure(
+        buckets,
+        series(lambda m: m.cost, "cost_unknown"),
+        "Cost",
+        "cost (USD)",
+        Hover("usd", unknown_label="without cost"),
+        kind="bars",
+    )
+    errors = create_bucket_figure(
+        buckets,
+        series(lambda m: m.error_rate),
+        "Error rate",
+        "error rate (% of calls)",
+        Hover("percent"),
+        min_calls=MIN_CALLS,
+    )
+    return result, latency, tokens, cost, errors
+
+
+def _latency(metrics: Metrics, pct: str) -> float | None:
+    """Read one latency percentile of a bucket's calls."""
+    value: float | None = getattr(metrics, f"{pct}_ms")
+    return value
+
+
+def _ident(key: GroupKey) -> tuple[str | None, str | None, str | None]:
+    """Identify a series as store_analytics.trace_counts keys it."""
+    return key.prompt_id, key.prompt_version, key.model
+
+
 def _draw(
-    store: FactStore, state: FilterState, filters: Filters, names: PromptNames, split: Split
+    store: FactStore,
+    state: FilterState,
+    filters: Filters,
+    names: PromptNames,
+    split: Split,
+    zone: str,
 ) -> tuple[Any, ...]:
     """Compute (one store redraw) and draw everything for these filters."""
-    result = store_analytics.redraw(store, filters, split)
+    result, latency, tokens, cost, errors = _charts(store, state, filters, names, split, zone)
     by_version = (
         result.breakdown
         if split == "version"
         else tuple(store_analytics.breakdown(store, filters, "version"))
     )
-    points = result.series.points
-    labels = _series_labels(sorted({p.key for p in points}, key=repr), split, names)
-    latency = [
-        (f"{labels[p.key]} {name}", p.bucket, getattr(p.metrics, f"{name}_ms"), p.metrics.count)
-        for name in ("p50", "p95", "p99")
-        for p in points
-    ]
-
-    def series(metric: str, unknown: str | None = None) -> list[tuple[str, Any, Any, int, int]]:
-        """List a point per bucket and series, with its calls and those of unknown value."""
-        return [
-            (
-                labels[p.key],
-                p.bucket,
-                getattr(p.metrics, metric),
-                p.metrics.count,
-                getattr(p.metrics, unknown) if unknown else 0,
-            )
-            for p in points
-        ]
-
     # Label shares only where an evaluator gave labels and no scores: one more read then.
     label_only = any(evaluators.is_label_only(s) for s in result.kpis.scores)
     summaries = store_analytics.score_summary(store, filters) if label_only else []
@@ -242,20 +403,10 @@ def _draw(
     return (
         result.kpis,
         evaluators.label_counts(summaries),
-        create_series_figure(latency, "Latency percentiles", "latency", Hover("ms")),
-        create_series_figure(
-            series("tokens", "tokens_unknown"),
-            "Tokens",
-            "tokens",
-            Hover("count", unknown_label="without tokens"),
-        ),
-        create_series_figure(
-            series("cost", "cost_unknown"),
-            "Cost",
-            "cost",
-            Hover("usd", unknown_label="without cost"),
-        ),
-        create_series_figure(series("error_rate"), "Error rate", "error rate", Hover("percent")),
+        latency,
+        tokens,
+        cost,
+        errors,
         table,
         options,
         options,
@@ -343,3 +494,27 @@ def _comparison_href(state: FilterState, version_a: str, version_b: str) -> str:
     query = state.query_string()
     extra = urlencode({"a": version_a, "b": version_b})
     return f"/api/export/{PAGE}/{COMPARISON.name}.csv{query}{'&' if query else '?'}{extra}"
+
+
+clientside_callback(
+    ClientsideFunction(namespace="analytics", function_name="percentileToUrl"),
+    Output(f"{PAGE}-pct-written", "data"),
+    Input(f"{PAGE}-pct", "value"),
+    # After the filter bar rewrote the query (without pct=), put the percentile back.
+    Input(f"{PAGE}-state", "data"),
+    prevent_initial_call=True,
+)
+
+
+@callback(
+    Output(f"{PAGE}-drill", "href"),
+    *[Input(f"{PAGE}-{name}", "clickData") for name in ("latency", "tokens", "cost", "errors")],
+    prevent_initial_call=True,
+)
+def drill_to_traces(*clicks: dict[str, Any] | None) -> Any:
+    """Open the traces page for exactly the clicked bucket and series."""
+    clicked = dash.ctx.triggered_id
+    names = ("latency", "tokens", "cost", "errors")
+    index = names.index(clicked.removeprefix(f"{PAGE}-")) if isinstance(clicked, str) else -1
+    href = clicked_href(clicks[index]) if index >= 0 else None
+    return href or no_update

@@ -10,12 +10,16 @@ from dash import Input, Output, callback, html
 
 from components.charts import (
     Box,
+    Cell,
+    ChartSeries,
     Hover,
+    chart_buckets,
+    create_bucket_figure,
     create_chart_slot,
     create_label_bars,
     create_score_box,
-    create_series_figure,
 )
+from components.colors import group_color_key, group_order, prompt_catalogue, series_color
 from components.filter_bar import create_empty_notice, create_filtered_page_top
 from components.phoenix_pane import create_phoenix_pane
 from components.table import create_data_table
@@ -26,9 +30,10 @@ from services.container import get_services
 from services.filters import FilterState, parse_query
 from services.live import live_state
 from services.prompt_filters import PromptNames, version_labels
+from services.user_settings import display_zone
 from store import analytics as store_analytics
 from store import views
-from store.analytics import Filters, GroupKey
+from store.analytics import Filters, GroupKey, TrendPoint
 from store.facts import FactStore
 
 dash.register_page(
@@ -40,6 +45,8 @@ dash.register_page(
     icon="bi-clipboard-check",
 )
 PAGE = "evaluations"
+# Each evaluator's trend lines share its versions' colours; the dash tells evaluators apart.
+DASHES = ("solid", "dot", "dash", "longdash", "dashdot")
 GRID = f"{PAGE}-grid"
 TABLE = tables.table("evaluations")
 
@@ -96,14 +103,27 @@ register_filter_callbacks(PAGE)
 register_paged_grid(GRID, TABLE.name)
 
 
-def _charts(store: FactStore, filters: Filters, names: PromptNames, mark: int) -> tuple[Any, ...]:
+def _charts(
+    store: FactStore, filters: Filters, names: PromptNames, mark: int, zone: str
+) -> tuple[Any, ...]:
     """Draw the score boxes, label shares and trend, and count the evaluations."""
     spreads = views.score_spreads(store, filters)
     summaries = store_analytics.score_summary(store, filters)
-    _size, trend = store_analytics.evaluation_trend(store, filters)
+    window = store_analytics.chart_window(store, filters)
+    # The same buckets as the analytics page's for the same filters: sized by the calls.
+    size = (
+        store_analytics.chart_bucket_size(*window, store_analytics.span_count(store, filters))
+        if window
+        else None
+    )
+    size, trend = store_analytics.evaluation_trend(store, filters, timezone=zone, size=size)
     keys = [GroupKey(s.prompt_id, None, s.prompt_version) for s in spreads]
     keys += [s.key for s in summaries] + [t.key for t in trend]
-    labels = version_labels({_plain(k) for k in keys}, names)
+    plain = sorted({_plain(k) for k in keys}, key=lambda k: group_order(k, names))
+    labels = version_labels(plain, names)
+    catalogue = prompt_catalogue(names)
+    colors = {labels[k]: series_color(group_color_key(k, names), catalogue) for k in plain}
+    order = {key: rank for rank, key in enumerate(plain)}
     boxes = [
         Box(
             labels[_plain(GroupKey(s.prompt_id, None, s.prompt_version))],
@@ -114,7 +134,9 @@ def _charts(store: FactStore, filters: Filters, names: PromptNames, mark: int) -
             s.q3,
             s.maximum,
         )
-        for s in spreads
+        for s in sorted(
+            spreads, key=lambda s: order[_plain(GroupKey(s.prompt_id, None, s.prompt_version))]
+        )
     ]
     # Each share with the labelled annotations it is a share of, each mean with its scores.
     shares = [
@@ -127,14 +149,51 @@ def _charts(store: FactStore, filters: Filters, names: PromptNames, mark: int) -
         for s in summaries
         for share in s.labels
     ]
-    points = [(f"{t.name} · {labels[_plain(t.key)]}", t.bucket, t.mean, t.scored) for t in trend]
+    edges = store_analytics.bucket_edges(*window, size, zone) if window else []
+    buckets = chart_buckets(edges, {t.bucket for t in trend}, size, zone)
     total = tables.table_total("evaluations", tables.Context(store, filters, names, mark=mark))
     return (
-        create_score_box(boxes, "Score distribution"),
+        create_score_box(boxes, "Score distribution", colors),
         create_label_bars(shares, "Label shares"),
-        create_series_figure(points, "Mean score over time", "score", Hover("score", "scores")),
+        create_bucket_figure(
+            buckets,
+            _trend_series(trend, plain, labels, names, catalogue),
+            "Mean score over time",
+            "mean score",
+            Hover("score", "scores"),
+        ),
         total,
     )
+
+
+def _trend_series(
+    trend: list[TrendPoint],
+    plain: list[GroupKey],
+    labels: dict[GroupKey, str],
+    names: PromptNames,
+    catalogue: dict[str, str],
+) -> list[ChartSeries]:
+    """Make a line per evaluator and version: the version's colour, the evaluator's dash."""
+    evaluators = sorted({t.name for t in trend})
+    cells: dict[tuple[str, GroupKey], dict[Any, Cell]] = {}
+    for t in trend:
+        cells.setdefault((t.name, _plain(t.key)), {})[t.bucket] = Cell(t.mean, t.scored)
+    made = []
+    for name in evaluators:
+        for key in plain:
+            if (name, key) not in cells:
+                continue
+            color_key = group_color_key(key, names)
+            made.append(
+                ChartSeries(
+                    f"{name} · {labels[key]}",
+                    series_color(color_key, catalogue),
+                    cells[(name, key)],
+                    dash=DASHES[evaluators.index(name) % len(DASHES)],
+                    key=color_key,
+                )
+            )
+    return made
 
 
 def _plain(key: GroupKey) -> GroupKey:
@@ -156,6 +215,7 @@ def _plain(key: GroupKey) -> GroupKey:
 def redraw(mark: int | None, search: str | None) -> tuple[Any, ...]:
     """Draw the distributions, label shares, trend and the table's count; the grid pages itself."""
     state = state_from_search(search)
+    zone = display_zone(state)
     store = fact_store()
     with get_services().sessions() as db:
         filters = prompt_filters.resolve(db, state)
@@ -163,7 +223,10 @@ def redraw(mark: int | None, search: str | None) -> tuple[Any, ...]:
         message = prompt_filters.unknown_filter_message(db, store, state)
         sync_mark = analytics.watermark(db)
     scores, labels, trend, total = analytics.cached(
-        f"{PAGE}-page", filters, sync_mark, lambda: _charts(store, filters, names, sync_mark)
+        f"{PAGE}-page:{zone}",
+        filters,
+        sync_mark,
+        lambda: _charts(store, filters, names, sync_mark, zone),
     )
     return (
         scores,

@@ -6,24 +6,26 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dash
-from dash import Input, Output, State, callback, dcc, html, no_update
+from dash import Input, Output, callback, dcc, html
 
 from components.filter_bar import (
+    FilterBarAIO,
     create_evaluator_picker,
     create_page_header,
     evaluator_picker_outputs,
+    register_callbacks,
 )
 from components.kpis import create_period_cards
-from components.live import create_live_status
 from components.phoenix_pane import create_phoenix_pane
 from components.phoenix_status import create_phoenix_status
 from components.table import create_export_link
 from components.top_prompts import create_top_prompts
+from components.views import create_saved_views
 from services import analytics, evaluators, prompt_filters, prompt_identity
 from services.analytics import fact_store
 from services.container import get_services
 from services.filters import parse_query
-from services.live import live_state, poll_watermark
+from services.live import live_state
 from services.status import phoenix_status
 from store import analytics as store_analytics
 from store.analytics import Filters, PeriodStats
@@ -34,6 +36,8 @@ dash.register_page(
 )
 PAGE = "home"
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
+# The live switch and poll are the filter bar's, shared with every page.
+register_callbacks()
 
 
 def layout(**query: str) -> html.Div:
@@ -58,6 +62,7 @@ def layout(**query: str) -> html.Div:
             className="d-flex justify-content-between align-items-center mb-2",
         ),
         dcc.Loading(html.Div(id=f"{PAGE}-top-prompts"), className="mb-3"),
+        create_saved_views(PAGE),
     ]
     if settings.phoenix_enabled:
         children.append(create_phoenix_pane(f"{PAGE}-phoenix", "/projects", "Phoenix projects"))
@@ -109,19 +114,13 @@ def _label_counts(
 
 
 @callback(
-    Output(f"{PAGE}-watermark", "data"),
-    Output(f"{PAGE}-live-status", "children"),
     Output(f"{PAGE}-status", "children"),
-    Input(f"{PAGE}-poll", "n_intervals"),
-    Input(f"{PAGE}-live", "value"),
-    State(f"{PAGE}-watermark", "data"),
+    Input(FilterBarAIO.ids.poll(PAGE), "n_intervals"),
     prevent_initial_call=True,
 )
-def poll(_n: int | None, live: bool, seen: int | None) -> tuple[Any, Any, Any]:
-    """Check our own database for new data; never ask Phoenix for data from here."""
-    mark, state = poll_watermark(live, seen)
-    banner = create_phoenix_status(phoenix_status())
-    return (no_update if mark is None else mark), create_live_status(state, paused=not live), banner
+def refresh_status(_n: int | None) -> Any:
+    """Redraw the Phoenix banner on each poll, from our records; never ask Phoenix from here."""
+    return create_phoenix_status(phoenix_status())
 
 
 @callback(

@@ -6,9 +6,21 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, callback, html
+from dash import Input, Output, callback, dcc, html, no_update
 
-from components.charts import create_chart_slot, create_histogram, create_series_figure
+from components.charts import (
+    Buckets,
+    Cell,
+    ChartSeries,
+    Hover,
+    chart_buckets,
+    clicked_href,
+    create_bucket_figure,
+    create_chart_slot,
+    create_histogram,
+    drill_href,
+)
+from components.colors import PALETTE
 from components.filter_bar import create_empty_notice, create_filtered_page_top
 from components.phoenix_pane import create_phoenix_pane
 from components.table import create_data_table
@@ -18,8 +30,11 @@ from services.analytics import fact_store
 from services.container import get_services
 from services.filters import FilterState, parse_query
 from services.live import live_state
+from services.user_settings import display_zone
 from store import analytics as store_analytics
 from store import views
+from store.analytics import Filters
+from store.facts import FactStore
 
 dash.register_page(
     __name__,
@@ -58,6 +73,8 @@ def layout(**query: str) -> html.Div:
                 ],
                 className="g-3 mb-3",
             ),
+            # A click on a volume bar opens the traces of that bucket (drill_to_bucket).
+            dcc.Location(id=f"{PAGE}-drill", refresh="callback-nav"),
             dbc.Row(
                 [
                     dbc.Col(
@@ -103,6 +120,7 @@ register_paged_grid(GRID, TABLE.name)
 def redraw(mark: int | None, search: str | None) -> tuple[Any, ...]:
     """Draw the histogram, the volume series and the table's count; the grid pages itself."""
     state = state_from_search(search)
+    zone = display_zone(state)
     store = fact_store()
     with get_services().sessions() as db:
         filters = prompt_filters.resolve(db, state)
@@ -114,17 +132,15 @@ def redraw(mark: int | None, search: str | None) -> tuple[Any, ...]:
         # 10M spans (bench/page_bench.py); the grid asks for its own rows.
         context = tables.Context(store, filters, prompt_filters.PromptNames({}, {}), mark=sync_mark)
         total = tables.table_total("traces", context)
-        volume = store_analytics.time_series(store, filters)
-        points = [("LLM calls", p.bucket, float(p.metrics.count)) for p in volume.points]
         return (
             create_histogram(
                 views.latency_histogram(store, filters), "LLM call latency", "latency (ms)"
             ),
-            create_series_figure(points, "Volume", "LLM calls"),
+            _volume(store, state, filters, zone),
             total,
         )
 
-    latency, volume, total = analytics.cached(f"{PAGE}-page", filters, sync_mark, draw)
+    latency, volume, total = analytics.cached(f"{PAGE}-page:{zone}", filters, sync_mark, draw)
     query = state.query_string()
     return (
         latency,
@@ -135,6 +151,46 @@ def redraw(mark: int | None, search: str | None) -> tuple[Any, ...]:
         _export_href(state),
         create_empty_notice(PAGE, message, total == 0, "traces"),
     )
+
+
+def _volume(store: FactStore, state: FilterState, filters: Filters, zone: str) -> Any:
+    """Draw the calls per bucket as bars, every bucket of the window, each a link to its traces."""
+    window = store_analytics.chart_window(store, filters)
+    if window is None:
+        return create_bucket_figure(Buckets([], zone), [], "Volume", "LLM calls", Hover("count"))
+    calls = store_analytics.span_count(store, filters)
+    size = store_analytics.chart_bucket_size(*window, calls)
+    series = store_analytics.time_series(store, filters, timezone=zone, size=size)
+    edges = store_analytics.bucket_edges(*window, size, zone)
+    buckets = chart_buckets(edges, {p.bucket for p in series.points}, size, zone)
+    # Trace counts only where they are quick to count (TRACE_COUNT_MAX_CALLS); else calls alone.
+    counted = calls <= store_analytics.TRACE_COUNT_MAX_CALLS
+    traces = (
+        store_analytics.trace_counts(store, filters, None, size, timezone=zone) if counted else {}
+    )
+    cells = {
+        p.bucket: Cell(
+            float(p.metrics.count),
+            p.metrics.count,
+            traces.get((p.bucket, (None, None, None)), 0) if counted else None,
+            href=drill_href(state, buckets, p.bucket),
+        )
+        for p in series.points
+    }
+    volume = ChartSeries("LLM calls", PALETTE[0], cells)
+    return create_bucket_figure(
+        buckets, [volume], "Volume", "LLM calls", Hover("count"), kind="bars"
+    )
+
+
+@callback(
+    Output(f"{PAGE}-drill", "href"),
+    Input(f"{PAGE}-volume", "clickData"),
+    prevent_initial_call=True,
+)
+def drill_to_bucket(click: dict[str, Any] | None) -> Any:
+    """Narrow the page to exactly the clicked bucket."""
+    return clicked_href(click) or no_update
 
 
 @callback(

@@ -27,7 +27,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response as BaseResponse
 
-from services import login_sessions, tokens, users
+from services import login_sessions, tokens, user_settings, users
 from services.cache import shared
 from services.container import get_services
 
@@ -62,6 +62,9 @@ class SessionUser(UserMixin):
     role: str
     # The login session this request rides on; tokens minted from it end with it.
     sid: str
+    # Display settings (services/user_settings.py): colour mode, and IANA zone or None.
+    theme: str = "auto"
+    timezone: str | None = None
 
     def get_id(self) -> str:
         """Return the id flask-login stores in the session."""
@@ -75,6 +78,7 @@ def live_session_user(user_id: str, sid: str) -> SessionUser | None:
     try:
         with get_services().sessions() as db:
             live = login_sessions.live_user(db, int(user_id), sid)
+            theme, zone = user_settings.stored(db, live.id) if live else ("auto", None)
     except SQLAlchemyError as exc:
         # Without the database no sign-out can be checked: refuse rather than trust the cookie.
         log.warning("Cannot check a sign-in against the database: %s", type(exc).__name__)
@@ -82,7 +86,7 @@ def live_session_user(user_id: str, sid: str) -> SessionUser | None:
     return (
         None
         if live is None
-        else SessionUser(live.id, live.email, live.display_name, live.role, sid)
+        else SessionUser(live.id, live.email, live.display_name, live.role, sid, theme, zone)
     )
 
 
@@ -317,7 +321,9 @@ def login() -> BaseResponse | str:
         user = users.authenticate(db, email, password)
         if user is not None:
             sid = login_sessions.begin(db, user)
-            session_user = SessionUser(user.id, user.email, user.display_name, user.role, sid)
+            session_user = SessionUser(
+                user.id, user.email, user.display_name, user.role, sid, user.theme, user.timezone
+            )
     if user is None:
         return _login_form(
             next_url, email, "Wrong email or password, or the account is deactivated."

@@ -109,3 +109,14 @@ def dropdown_options(dash_duo, selector: str) -> list[str]:
     options = [o.text for o in menu.find_elements("css selector", ".dash-dropdown-option")]
     ActionChains(dash_duo.driver).send_keys(Keys.ESCAPE).perform()
     return options
+
+
+def bar(page: str, name: str) -> str:
+    """Select one of the filter bar's controls (its ids are the All-in-One's dict ids)."""
+    from dash._utils import stringify_id
+
+    from components.filter_bar import FilterBarAIO
+
+    ids = FilterBarAIO.ids
+    made = ids.live_status(page) if name == "live-status" else ids.filter(page, name)
+    return f"[id='{stringify_id(made)}']"

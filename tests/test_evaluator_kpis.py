@@ -415,47 +415,10 @@ def test_home_cards_follow_the_picked_evaluator(evaluated_app) -> None:
     assert home.evaluator_to_url(None) == "?"
 
 
-def _filters_to_url(client: Any, page: str, search: str, evaluator: Any = ...) -> Any:
-    """Run a page's filters-to-URL callback as the browser does after a filter change."""
-    names = ["project", "prompt", "versions", "model", "status", "range", "start", "end"]
-    values: dict[str, Any] = {"versions": [], "range": "24h", "project": "support-bot"}
-    if evaluator is not ...:
-        names.append("evaluator")
-        values["evaluator"] = evaluator
-    outputs = [
-        {"id": f"{page}-url", "property": "search"},
-        {"id": f"{page}-state", "property": "data"},
-    ]
-    response = client.post(
-        "/_dash-update-component",
-        json={
-            "output": f"..{page}-url.search...{page}-state.data..",
-            "outputs": outputs,
-            "inputs": [
-                {"id": f"{page}-filter-{n}", "property": "value", "value": values.get(n)}
-                for n in names
-            ],
-            "state": [{"id": f"{page}-state", "property": "data", "value": search}],
-            "changedPropIds": [f"{page}-filter-project.value"],
-        },
-    )
-    assert response.status_code == 200, response.get_data(as_text=True)[:300]
-    return response.json["response"][f"{page}-url"]["search"]
-
-
-def test_the_filter_callbacks_carry_the_evaluator(client, auth) -> None:
+def test_the_url_restores_the_evaluator_picker(client, auth) -> None:
     auth.create()
     auth.login()
-    # The analytics picker writes it into the URL ...
-    search = _filters_to_url(client, "analytics", "?range=24h", "review")
-    assert parse_query({k: v[-1] for k, v in parse_qs(search[1:]).items()})[0].evaluator == (
-        "review"
-    )
-    cleared = _filters_to_url(client, "analytics", "?range=24h&evaluator=review", None)
-    assert "evaluator" not in cleared
-    # ... and a page without a picker keeps the URL's when another filter changes.
-    kept = _filters_to_url(client, "traces", "?range=24h&evaluator=review")
-    assert "project=support-bot" in kept and "evaluator=review" in kept
+    # The bar writes evaluator= into the URL and keeps it (tests/test_filter_bar.py).
     # The URL restores the picker.
     layout = route(client, "/analytics", "?evaluator=review").get_data(as_text=True)
     assert '"id": "analytics-filter-evaluator"' in layout.replace('":"', '": "') or (

@@ -29,7 +29,7 @@ from services.phoenix import PhoenixUnavailable
 from services.sync import record_failure
 from services.users import create_user
 from settings import PROJECT_DIR
-from tests.browser import expected_count, login, shown_count, wait_count
+from tests.browser import bar, expected_count, login, shown_count, wait_count
 from tests.callbacks import home_poll
 
 from .conftest import TEST_SECRET, AuthActions
@@ -117,8 +117,8 @@ def test_new_spans_appear_on_home_traces_and_analytics_without_a_reload(
     # Wait for the first sync to finish (its watermark then redraws the pages) before the baseline.
     WebDriverWait(dash_duo.driver, 60).until(
         lambda d: (
-            "Synced" in d.find_element("css selector", "#home-live-status").text
-            and "never" not in d.find_element("css selector", "#home-live-status").text
+            "Synced" in d.find_element("css selector", bar("home", "live-status")).text
+            and "never" not in d.find_element("css selector", bar("home", "live-status")).text
         )
     )
     # One tab per page, all polling at once, as an analyst would keep them open.

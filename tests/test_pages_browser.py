@@ -19,6 +19,7 @@ from settings import PROJECT_DIR
 from store import analytics as store_analytics
 from store.analytics import PromptSet
 from tests.browser import (
+    bar,
     click,
     dropdown_options,
     expected_count,
@@ -114,7 +115,7 @@ def test_analytics_filters_live_in_the_url_and_export_matches(dash_duo, synced_a
     dash_duo.wait_for_text_to_equal("#analytics-kpi-count", f"{everything:,}", timeout=20)
 
     dash_duo.wait_for_element("#analytics-versions-table-export", timeout=20)
-    dash_duo.select_dcc_dropdown("#analytics-filter-project", value="support-bot")
+    dash_duo.select_dcc_dropdown(bar("analytics", "project"), value="support-bot")
     WebDriverWait(dash_duo.driver, 15).until(lambda d: "project=support-bot" in d.current_url)
     narrowed = expected_count(synced_app, "analytics", {"project": "support-bot"})
     assert 0 < narrowed < everything
@@ -125,7 +126,7 @@ def test_analytics_filters_live_in_the_url_and_export_matches(dash_duo, synced_a
     dash_duo.driver.get(f"{dash_duo.server.url}/")
     dash_duo.driver.get(shared)
     wait_count(dash_duo, "analytics", narrowed)
-    assert "support-bot" in dash_duo.find_element("#analytics-filter-project").text
+    assert "support-bot" in dash_duo.find_element(bar("analytics", "project")).text
 
     # The export holds the whole filtered result, not the rows on screen.
     dash_duo.wait_for_element("#analytics-versions-table-export", timeout=20)
@@ -224,7 +225,7 @@ def test_prompt_and_version_filters_drive_the_page_and_its_url(dash_duo, synced_
     login(dash_duo, f"/{page}")
     wait_count(dash_duo, page, expected_count(synced_app, page, {}))
 
-    dash_duo.select_dcc_dropdown(f"#{page}-filter-prompt", value=PROMPT)
+    dash_duo.select_dcc_dropdown(bar(page, "prompt"), value=PROMPT)
     WebDriverWait(dash_duo.driver, 15).until(lambda d: f"prompt={PROMPT}" in d.current_url)
     wait_count(dash_duo, page, expected_count(synced_app, page, {"prompt": PROMPT}))
 
@@ -233,14 +234,14 @@ def test_prompt_and_version_filters_drive_the_page_and_its_url(dash_duo, synced_
     with services.sessions() as db:
         versions = prompt_filters.filter_options(db, services.store, PROMPT)["versions"]
     WebDriverWait(dash_duo.driver, 15).until(
-        lambda d: dropdown_options(dash_duo, f"#{page}-filter-versions") == versions
+        lambda d: dropdown_options(dash_duo, bar(page, "versions")) == versions
     )
     # The busiest version, so the narrowed view is never empty whatever the day's rollout.
     calls = {
         v: expected_count(synced_app, page, {"prompt": PROMPT, "versions": v}) for v in versions
     }
     version = max(versions, key=lambda v: calls[v])
-    dash_duo.select_dcc_dropdown(f"#{page}-filter-versions", value=version)
+    dash_duo.select_dcc_dropdown(bar(page, "versions"), value=version)
     query = {"prompt": PROMPT, "versions": version}
     WebDriverWait(dash_duo.driver, 15).until(lambda d: f"versions={version}" in d.current_url)
     narrowed = expected_count(synced_app, page, query)
@@ -252,8 +253,8 @@ def test_prompt_and_version_filters_drive_the_page_and_its_url(dash_duo, synced_
     dash_duo.driver.get(f"{dash_duo.server.url}/")
     dash_duo.driver.get(shared)
     wait_count(dash_duo, page, narrowed)
-    assert PROMPT in dash_duo.find_element(f"#{page}-filter-prompt").text
-    assert version in dash_duo.find_element(f"#{page}-filter-versions").text
+    assert PROMPT in dash_duo.find_element(bar(page, "prompt")).text
+    assert version in dash_duo.find_element(bar(page, "versions")).text
 
     # The export holds every filtered row, whatever the grid shows.
     grid = GRIDS[page]
@@ -293,15 +294,16 @@ def test_custom_time_range_from_the_url_and_back(dash_duo, synced_app) -> None:
     expected = expected_count(synced_app, "analytics", query)
     assert 0 < expected < len(times)
     wait_count(dash_duo, "analytics", expected)
-    assert dash_duo.find_element("#analytics-filter-start").get_attribute("value") == start
-    assert dash_duo.find_element("#analytics-filter-end").get_attribute("value") == end
+    assert dash_duo.find_element(bar("analytics", "start")).get_attribute("value") == start
+    assert dash_duo.find_element(bar("analytics", "end")).get_attribute("value") == end
 
+    range_id = bar("analytics", "range")[len("[id='") : -len("']")]
     dash_duo.driver.find_element(
-        "xpath", "//*[@id='analytics-filter-range']//label[normalize-space()='24h']"
+        "xpath", f"//*[@id='{range_id}']//label[normalize-space()='24h']"
     ).click()
     WebDriverWait(dash_duo.driver, 15).until(lambda d: "range=24h" in d.current_url)
     assert "start=" not in dash_duo.driver.current_url
-    assert not dash_duo.find_element("#analytics-filter-start").is_displayed()
+    assert not dash_duo.find_element(bar("analytics", "start")).is_displayed()
     wait_count(dash_duo, "analytics", expected_count(synced_app, "analytics", {"range": "24h"}))
     assert dash_duo.get_logs() == []
 

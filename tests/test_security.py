@@ -185,6 +185,7 @@ WRITE_ROUTES = {
     "/api/channels": "admins; JSON or a bearer token",
     "/api/channels/<int:channel_id>": "admins; JSON or a bearer token",
     "/api/channels/<int:channel_id>/test": "members and admins; JSON or a bearer token",
+    "/api/settings": "JSON only; the caller's own theme and zone (tests/test_theme_tz.py)",
 }
 
 
