@@ -407,11 +407,20 @@ def create_bucket_figure(
     layout: dict[str, Any] = {
         "xaxis": {"type": "date", "title": {"text": buckets.axis_title()}},
         "yaxis": {"title": {"text": y_title}, "rangemode": "tozero", **axis(hover.unit)},
-        "legend": {**LEGEND_BELOW, "traceorder": "normal"},
+        # The legend sits at the foot of the figure, below the time axis and its title (a legend
+        # placed relative to the plot overlapped the axis title).
+        "legend": {
+            "orientation": "h",
+            "yref": "container",
+            "y": 0,
+            "yanchor": "bottom",
+            "traceorder": "normal",
+        },
+        "margin": {"b": 96},
     }
     if kind == "bars":
         layout |= {"barmode": "stack", "bargap": 0.1}
-    return _figure(data, title, **layout)
+    return _figure(data, title, height=330, **layout)
 
 
 def clicked_href(click: Mapping[str, Any] | None) -> str | None:
