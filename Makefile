@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 PHOENIX_VERSION := 20.26.1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test bench load lint migrate venv phoenix-venv system-deps demo-stop secret env clean
+.PHONY: demo test bench load lint migrate venv phoenix-venv system-deps demo-stop secret env clean \
+	screenshots
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -34,6 +35,11 @@ migrate: venv
 demo: venv phoenix-venv migrate
 	DEV_MODE=true $(PY) -m devtools.demo
 
+# The README's screenshots, light and dark (docs/screenshots/), at 1440x900: the full demo in a
+# scratch Phoenix and a scratch dashboard under .tmp, photographed in headless Chromium.
+screenshots: venv phoenix-venv migrate
+	DEV_MODE=true $(PY) -m devtools.screenshots
+
 demo-stop: venv
 	$(PY) -m devtools.phoenix stop
 
@@ -42,9 +48,12 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
-# PostgreSQL and Redis are throwaway servers that live only as long as the run.
+# PostgreSQL and Redis are throwaway servers that live only as long as the run. The modules run
+# on TEST_WORKERS pytest-xdist workers, a module to a worker (its fixtures built once): much of
+# the suite waits on Phoenix, browsers and servers rather than on the CPU.
+TEST_WORKERS ?= 2
 test: venv phoenix-venv system-deps lint
-	$(PY) -m devtools.services run --dir .tmp/services -- $(PY) -m pytest
+	$(PY) -m devtools.services run --dir .tmp/services -- $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Seeds 1k, 10k and 50k LLM spans into bench/data/ once (about 17 min), then reuses them.
 bench: venv phoenix-venv system-deps

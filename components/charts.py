@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -265,6 +266,15 @@ MIN_CALLS = 5
 TOO_FEW = "too few calls"
 
 
+def min_calls_for_quantile(q: float) -> int:
+    """Return the calls a q-quantile needs before it is read like the others.
+
+    Below 1 / (1 - q) calls, fewer than one call is expected above the quantile, so it is merely
+    the slowest call: a p95 of 12 calls is their maximum, a median of one call is that call.
+    """
+    return math.ceil(round(1 / (1 - q), 9))
+
+
 @dataclass(frozen=True)
 class Cell:
     """One series in one bucket: its value, the calls and traces behind it, where a click goes."""
@@ -387,7 +397,7 @@ def create_bucket_figure(
         data.append(trace)
         few = [i for i, c in enumerate(cells) if kind == "lines" and 0 < c.calls < min_calls]
         if few:
-            note = f" ({TOO_FEW})"
+            note = f" ({TOO_FEW}: under {min_calls})"
             data.append(
                 {
                     "type": "scatter",

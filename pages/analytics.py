@@ -33,6 +33,7 @@ from components.charts import (
     create_bucket_figure,
     create_chart_slot,
     drill_href,
+    min_calls_for_quantile,
 )
 from components.colors import group_color_key, group_order, prompt_catalogue, series_color
 from components.filter_bar import (
@@ -318,6 +319,7 @@ def _charts(
             )
         return made
 
+    # A percentile from too few calls is grey too: a p95 of 12 calls is only their slowest.
     latency = {
         pct: create_bucket_figure(
             buckets,
@@ -325,6 +327,7 @@ def _charts(
             f"Latency {pct}",
             "latency (ms)",
             Hover("ms"),
+            min_calls=min_calls_for_quantile(int(pct[1:]) / 100),
         )
         for pct in PERCENTILES
     }

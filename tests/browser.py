@@ -16,8 +16,19 @@ from devtools.demo import DEMO_EMAIL, DEMO_PASSWORD
 from services import prompt_filters
 from services.container import get_services
 from services.filters import parse_query
+from settings import PROJECT_DIR
 from store import analytics as store_analytics
 from store import views
+
+# What the browser saw, for a person to look at after a run; the README's screenshots come from
+# `make screenshots`, on the full demo.
+SCREENSHOTS = PROJECT_DIR / ".tmp" / "screenshots"
+
+
+def save_screenshot(dash_duo, name: str) -> None:
+    """Save what the browser shows now as .tmp/screenshots/<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    dash_duo.driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
 
 
 def login(dash_duo, next_path: str = "/") -> None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -51,6 +52,16 @@ PASSWORD = "correct horse battery"
 PHOENIX_UI_ENV = {"PHOENIX_HOST_ROOT_PATH": "/phoenix"}
 # Debian's Chromium; dash[testing] reads this when it starts the browser.
 os.environ.setdefault("DASH_TEST_CHROMEPATH", "/usr/bin/chromium")
+# `make test` runs the modules on several pytest-xdist workers (gw0, gw1, ...); each gets its own
+# Phoenix, chdb directory and databases, and these per-worker slots of what is shared by number.
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give each worker its own range of ports for the apps dash_duo serves (58050 + 100 n)."""
+    from dash.testing.application_runners import BaseDashRunner
+
+    BaseDashRunner._next_port = 58050 + 100 * WORKER
 
 
 def require_service(name: str, value: str | None) -> str:
@@ -287,10 +298,11 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """The throwaway Redis, emptied after the test."""
+    """The throwaway Redis, emptied after the test: database 1 + n of worker n."""
     import redis
 
-    url = require_service("TEST_REDIS_URL", os.environ.get("TEST_REDIS_URL"))
+    base = require_service("TEST_REDIS_URL", os.environ.get("TEST_REDIS_URL"))
+    url = urlsplit(base)._replace(path=f"/{WORKER + 1}").geturl()
     yield url
     redis.Redis.from_url(url).flushdb()
 

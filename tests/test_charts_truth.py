@@ -24,6 +24,7 @@ from components.charts import (
     clicked_href,
     create_bucket_figure,
     drill_href,
+    min_calls_for_quantile,
 )
 from components.colors import (
     MUTED,
@@ -95,7 +96,19 @@ def test_a_rate_from_too_few_calls_is_grey_and_off_the_line() -> None:
     assert grey["showlegend"] is False and grey["legendgroup"] == line["legendgroup"]
     value, n, note, *_ = grey["customdata"][0]
     assert (value, n) == ("100.0%", 1)
-    assert note.endswith(f"({TOO_FEW})")
+    assert note.endswith(f"({TOO_FEW}: under {MIN_CALLS})")
+
+
+def test_a_percentile_needs_the_calls_to_have_one_above_it() -> None:
+    assert [min_calls_for_quantile(q) for q in (0.5, 0.9, 0.95, 0.99)] == [2, 10, 20, 100]
+    # A p95 of 12 calls is their slowest call: grey, off the line, its tooltip says why.
+    series = _series("v1", {0: Cell(900.0, 40), 1: Cell(2500.0, 12), 2: Cell(880.0, 20)})
+    figure = create_bucket_figure(
+        _buckets(), [series], "Latency p95", "latency (ms)", Hover("ms"), min_calls=20
+    )
+    line, grey = figure["data"]
+    assert line["y"] == [900.0, None, 880.0, None]
+    assert grey["y"] == [2500.0] and grey["customdata"][0][2].endswith(f"({TOO_FEW}: under 20)")
 
 
 def test_one_percentile_is_one_trace_per_series_in_version_order() -> None:

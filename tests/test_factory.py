@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from click.testing import Result
 
+from app import create_app
 from devtools.phoenix import free_port
 from settings import PROJECT_DIR
 
@@ -53,32 +55,34 @@ def test_importing_app_does_nothing(tmp_path: Path) -> None:
 
 
 def test_flask_cli_manages_users(settings, tmp_path: Path) -> None:
-    env = _env(settings.database_url, f"chdb://{tmp_path / 'clickhouse'}")
-    flask = [sys.executable, "-m", "flask", "--app", "app", "users"]
-
-    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*flask, *args],
-            env=env,
-            cwd=PROJECT_DIR,
-            input=stdin,
-            text=True,
-            capture_output=True,
-            timeout=60,
-        )
-
-    created = run("create", "Cli@Example.com", "--role", "member", stdin="s3cret-password\n")
+    # The real entry point once, `flask --app app` in a process of its own ...
+    command = ["users", "create", "Cli@Example.com", "--role", "member"]
+    created = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", *command],
+        env=_env(settings.database_url, f"chdb://{tmp_path / 'clickhouse'}"),
+        cwd=PROJECT_DIR,
+        input="s3cret-password\n",
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert created.returncode == 0, created.stderr
     assert "Created cli@example.com with role member" in created.stdout
-    assert run("create", "cli@example.com", stdin="another-password\n").returncode == 1
-    assert run("create", "x@example.com", stdin="short\n").returncode == 1
-    assert run("set-role", "cli@example.com", "admin").returncode == 0
-    listing = run("list").stdout
+    # ... then the same commands through Flask's CLI runner, on the same database.
+    runner = create_app(settings).server.test_cli_runner()
+
+    def run(*args: str, stdin: str = "") -> Result:
+        return runner.invoke(args=["users", *args], input=stdin)
+
+    assert run("create", "cli@example.com", stdin="another-password\n").exit_code == 1
+    assert run("create", "x@example.com", stdin="short\n").exit_code == 1
+    assert run("set-role", "cli@example.com", "admin").exit_code == 0
+    listing = run("list").output
     assert "cli@example.com" in listing and "admin" in listing and "yes" in listing
-    assert run("deactivate", "cli@example.com").returncode == 0
-    assert "cli@example.com                          admin    no" in run("list").stdout
+    assert run("deactivate", "cli@example.com").exit_code == 0
+    assert "cli@example.com                          admin    no" in run("list").output
     missing = run("set-role", "ghost@example.com", "viewer")
-    assert missing.returncode == 1 and "No user with email ghost@example.com" in missing.stderr
+    assert missing.exit_code == 1 and "No user with email ghost@example.com" in missing.output
 
 
 def test_flask_cli_on_unmigrated_database_names_the_command(tmp_path: Path) -> None:

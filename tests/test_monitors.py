@@ -33,9 +33,8 @@ from services.container import get_services
 from services.monitor_rules import METRICS
 from services.prompt_catalog import PromptCatalog
 from services.span_facts import span_facts
-from settings import PROJECT_DIR
 from store.facts import SpanAnnotationRow, SpanRow
-from tests.browser import login
+from tests.browser import login, save_screenshot
 from tests.callbacks import route
 
 SECRET = "receiver-signing-secret"
@@ -424,5 +423,5 @@ def test_the_alerts_page_shows_a_firing_monitor_and_the_navbar_badge(dash_duo, a
     dash_duo.wait_for_element(f"#alerts-monitor-{firing} .js-plotly-plot .scatterlayer", timeout=20)
     card = dash_duo.find_element(f"#alerts-monitor-{firing}").text
     assert "v2" in card and "v1" in card and "n = " in card
-    dash_duo.driver.save_screenshot(str(PROJECT_DIR / "docs" / "screenshots" / "alerts.png"))
+    save_screenshot(dash_duo, "alerts")
     assert dash_duo.get_logs() == []

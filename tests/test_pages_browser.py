@@ -15,7 +15,6 @@ from devtools.demo import ensure_demo_user
 from services import prompt_filters
 from services.container import get_services
 from services.filters import parse_query
-from settings import PROJECT_DIR
 from store import analytics as store_analytics
 from store.analytics import PromptSet
 from tests.browser import (
@@ -25,12 +24,12 @@ from tests.browser import (
     expected_count,
     exported_rows,
     login,
+    save_screenshot,
     scroll_to_pane,
     wait_count,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-SCREENSHOTS = PROJECT_DIR / "docs" / "screenshots"
 
 
 @pytest.fixture
@@ -68,9 +67,8 @@ def _open_first_row_in_phoenix(dash_duo, page: str, path: str) -> None:
 
 
 def _finish(dash_duo, name: str) -> None:
-    """Save the page's screenshot for the README and check the console stayed clean."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    dash_duo.driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    """Save the page's screenshot and check the console stayed clean."""
+    save_screenshot(dash_duo, name)
     assert dash_duo.get_logs() == []
 
 

@@ -23,8 +23,7 @@ from devtools.demo import ensure_demo_user
 from devtools.phoenix import PhoenixServer
 from services import prompt_filters, prompt_identity
 from services.container import Services
-from settings import PROJECT_DIR
-from tests.browser import click, login
+from tests.browser import click, login, save_screenshot
 from tests.conftest import synced_phoenix_app
 from tests.otlp_sets import PlannedSpan, send_spans
 
@@ -229,7 +228,7 @@ def test_two_wordings_without_an_id_merge_in_the_ui_compare_and_undo_splits_them
         _select(dash_duo, group)
         _type(dash_duo, "#prompts-label", label)
         _in_browser(dash_duo, lambda: click(dash_duo, "#prompts-relabel"), f"as '{label}'")
-    dash_duo.driver.save_screenshot(str(PROJECT_DIR / "docs" / "screenshots" / "prompts.png"))
+    save_screenshot(dash_duo, "prompts")
 
     # Past calls follow at once: no resync.
     rows = versions(synced, MERGED)

@@ -106,6 +106,24 @@ def _column(frame: pd.DataFrame, name: str) -> list[Any]:
     return [_none(value) for value in frame[name].tolist()]
 
 
+@pytest.fixture(scope="module")
+def seed_rows() -> tuple[pd.DataFrame, pd.DataFrame, list[SpanRow], list[SpanAnnotationRow]]:
+    """Build the frames and the store's rows once: every backend of the module writes them."""
+    spans, notes = _frames()
+    span_columns = [_column(spans, f.name) for f in dataclasses.fields(SpanRow)]
+    span_rows = [SpanRow(*row) for row in zip(*span_columns, strict=True)]
+    fixed = {"annotator_kind": "LLM"}
+    renamed = {"updated_at": "start_time", "span_start_time": "start_time", "span_status": "status"}
+    note_columns = [
+        [fixed[f.name]] * len(notes)
+        if f.name in fixed
+        else _column(notes, renamed.get(f.name, f.name))
+        for f in dataclasses.fields(SpanAnnotationRow)
+    ]
+    note_rows = [SpanAnnotationRow(*row) for row in zip(*note_columns, strict=True)]
+    return spans, notes, span_rows, note_rows
+
+
 # Exactness is the engine's: chdb here, and a real server when one is given. The HTTP path is
 # covered by tests/test_store.py, which runs every store test over it too.
 # Each backend reading the facts alone, and chdb (the same engine a server runs) also with
@@ -119,23 +137,15 @@ def _column(frame: pd.DataFrame, name: str) -> list[Any]:
 def seeded(
     request: pytest.FixtureRequest,
     chdb_dir,  # noqa: F811
+    seed_rows: tuple[pd.DataFrame, pd.DataFrame, list[SpanRow], list[SpanAnnotationRow]],
 ) -> Iterator[tuple[FactStore, pd.DataFrame, pd.DataFrame]]:
     """One store holding the 200k spans and their annotations, for every test of this module."""
-    spans, notes = _frames()
+    spans, notes, span_rows, note_rows = seed_rows
     backend, mode = request.param
     url = f"chdb://{chdb_dir}" if backend == "chdb" else os.environ[SERVER_ENV]
     store = open_store(url, database=f"test_{uuid.uuid4().hex[:12]}")
-    span_columns = [_column(spans, f.name) for f in dataclasses.fields(SpanRow)]
-    store.write_spans(SpanRow(*row) for row in zip(*span_columns, strict=True))
-    fixed = {"annotator_kind": "LLM"}
-    renamed = {"updated_at": "start_time", "span_start_time": "start_time", "span_status": "status"}
-    note_columns = [
-        [fixed[f.name]] * len(notes)
-        if f.name in fixed
-        else _column(notes, renamed.get(f.name, f.name))
-        for f in dataclasses.fields(SpanAnnotationRow)
-    ]
-    store.write_span_annotations(SpanAnnotationRow(*row) for row in zip(*note_columns, strict=True))
+    store.write_spans(span_rows)
+    store.write_span_annotations(note_rows)
     if mode == "slices":
         assert slices.refresh(store, before=(BASE + timedelta(days=30)).date()) >= 2 * 10
         dirty = (BASE + timedelta(days=4)).date()

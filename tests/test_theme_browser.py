@@ -134,7 +134,7 @@ def _is_dark(colour: str) -> bool:
     return len(channels) == 3 and sum(channels) / 3 < 80
 
 
-def test_dark_mode_on_every_page(dash_duo, synced_app) -> None:
+def test_dark_mode_on_every_page_and_remembered_across_sign_ins(dash_duo, synced_app) -> None:
     dash_duo.driver.set_window_size(1440, 900)
     dash_duo.start_server(synced_app, navigate=False)
     login(dash_duo, "/analytics")
@@ -146,28 +146,20 @@ def test_dark_mode_on_every_page(dash_duo, synced_app) -> None:
     for path in PAGES:
         dash_duo.driver.get(f"{dash_duo.server.url}{path}")
         _check_dark(dash_duo, path)
-    # And back: the graphs take their light colours again.
-    dash_duo.driver.get(f"{dash_duo.server.url}/analytics")
+    # Signed out and in again, with this browser's copy forgotten: the choice comes from the
+    # user's record.
+    click(dash_duo, "#nav-user .dropdown-toggle")
+    click(dash_duo, "#nav-logout")
+    dash_duo.wait_for_element("#login-email", timeout=10)
+    dash_duo.driver.execute_script("window.localStorage.clear()")
+    login(dash_duo, "/analytics")
     dash_duo.wait_for_element(".js-plotly-plot", timeout=20)
     _check_dark(dash_duo, "/analytics")
+    # And back: the graphs take their light colours again.
     _choose_theme(dash_duo, "light", synced_app)
     _wait_theme(dash_duo, "light")
     WebDriverWait(dash_duo.driver, 15).until(lambda _d: _graphs_are(dash_duo, "white"))
     assert dash_duo.get_logs() == []
-
-
-def test_the_theme_is_remembered_after_signing_out_and_in(dash_duo, synced_app) -> None:
-    dash_duo.start_server(synced_app, navigate=False)
-    login(dash_duo)
-    _wait_theme(dash_duo, "light")
-    _choose_theme(dash_duo, "dark", synced_app)
-    click(dash_duo, "#nav-user .dropdown-toggle")
-    click(dash_duo, "#nav-logout")
-    dash_duo.wait_for_element("#login-email", timeout=10)
-    # Forget this browser's copy: the choice must come from the user's record.
-    dash_duo.driver.execute_script("window.localStorage.clear()")
-    login(dash_duo, "/alerts")
-    _check_dark(dash_duo, "/alerts")
 
 
 def test_times_show_in_the_urls_zone_and_the_export_keeps_offsets(dash_duo, synced_app) -> None:
