@@ -40,6 +40,7 @@ from bench.store_bench import (
     write_results,
 )
 from bench.store_seed import END, PROJECT, START
+from load.client import parse_dependencies
 from settings import PROJECT_DIR, Settings
 
 log = logging.getLogger("bench.pages")
@@ -108,6 +109,22 @@ class Browser:
         )
         assert response.status_code == 302, response.status_code
         self.store = get_services(server).store
+        # The server callbacks as registered, read once as the renderer reads them before routing.
+        self.callbacks = parse_dependencies(self.client.get("/_dash-dependencies").json or [])
+
+    def fire(self, first_output: str, values: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Run the server callback whose first output is `first_output` (`id.prop`), initially.
+
+        Its outputs, inputs and state are the app's own (`/_dash-dependencies`), so the bench
+        sends what the page's callback takes today; each value is the component's prop in
+        `values` (the layout's props by id, or given), None where it has none.
+        """
+        callback = next(c for c in self.callbacks if ".".join(c.outputs[0]) == first_output)
+
+        def specs(props: tuple[tuple[str, str], ...]) -> list[tuple[str, str, Any]]:
+            return [(c, p, values.get(c, {}).get(p)) for c, p in props]
+
+        return self.call(list(callback.outputs), specs(callback.inputs), specs(callback.state))
 
     def call(
         self,
@@ -164,37 +181,43 @@ def _collect(node: Any, found: dict[str, Any]) -> None:
                 _collect(value, found)
 
 
-def analytics_redraw(browser: Browser, search: str = SEARCH, mark: Any = None) -> dict[str, Any]:
-    """Run the analytics page's redraw callback (KPIs, four charts, the version table)."""
-    names = ("kpis", "latency", "tokens", "cost", "errors", "versions", "version-a", "version-b")
-    props = ("children", "figure", "figure", "figure", "figure", "children", "options", "options")
-    outputs = [(f"analytics-{n}", p) for n, p in zip(names, props, strict=True)]
-    picker = [
-        ("analytics-filter-evaluator", "options"),
-        ("analytics-filter-evaluator", "placeholder"),
-        ("analytics-evaluator-message", "children"),
-    ]
-    return browser.call(
-        [*outputs, *picker, ("analytics-message", "children")],
-        [
-            ("analytics-watermark", "data", mark),
-            ("analytics-split", "value", "prompt_version"),
-            ("analytics-state", "data", search),
-        ],
-    )
+def analytics_redraw(
+    browser: Browser, layout: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Run the analytics page's redraw callback (KPIs, four charts, the version table).
+
+    Its inputs are the layout's (watermark, split, filter state, latency percentile); without
+    one, what the page opens with for the worst view: no sync yet, split by prompt version,
+    percentile p50.
+    """
+    values: dict[str, dict[str, Any]] = {
+        "analytics-watermark": {"data": None},
+        "analytics-split": {"value": "prompt_version"},
+        "analytics-state": {"data": SEARCH},
+        "analytics-pct": {"value": "p50"},
+        **(layout or {}),
+    }
+    return browser.fire("analytics-kpis.children", values)
 
 
 def _grid_page(browser: Browser, page: str, query: Any) -> int:
     """Ask a page's grid for its first block of rows, as AG Grid does once it mounts."""
     grid = f"{page}-grid"
-    response = browser.call(
-        [(grid, "getRowsResponse")],
-        [(grid, "getRowsRequest", FIRST_BLOCK)],
-        [(f"{grid}-query", "data", query)],
+    response = browser.fire(
+        f"{grid}.getRowsResponse",
+        {grid: {"getRowsRequest": FIRST_BLOCK}, f"{grid}-query": {"data": query}},
     )
     rows = response[grid]["getRowsResponse"]
     assert rows["rowData"], "the first block is empty"
     return int(rows["rowCount"])
+
+
+# Each page's callbacks that fire when it arrives (prevent_initial_call off), by first output.
+REDRAWS = {
+    "home": "home-stats.children",
+    "traces": "traces-latency.figure",
+    "evaluations": "evaluations-scores.figure",
+}
 
 
 def load_page(browser: Browser, page: str) -> None:
@@ -202,53 +225,17 @@ def load_page(browser: Browser, page: str) -> None:
     path = "/" if page == "home" else f"/{page}"
     found = browser.layout(path)
     if page == "home":
-        browser.call(
-            [
-                ("home-stats", "children"),
-                ("home-top-prompts", "children"),
-                ("home-filter-evaluator", "options"),
-                ("home-filter-evaluator", "placeholder"),
-                ("home-evaluator-message", "children"),
-            ],
-            [
-                ("home-watermark", "data", found["home-watermark"].get("data")),
-                ("home-filter-evaluator", "value", None),
-            ],
-        )
+        browser.fire(REDRAWS[page], found)
         return
-    search = found[f"{page}-state"].get("data")
-    mark = found[f"{page}-watermark"].get("data")
-    assert search, "the layout carried no filter state"
+    assert found[f"{page}-state"].get("data"), "the layout carried no filter state"
     if page == "analytics":
-        analytics_redraw(browser, search, mark)
-        browser.call(
-            [("analytics-pane", "children"), ("analytics-pane-path", "data")],
-            [("analytics-state", "data", search)],
-            [("analytics-pane-path", "data", None)],
-        )
-        browser.call(
-            [("analytics-compare", "children")],
-            [
-                ("analytics-version-a", "value", None),
-                ("analytics-version-b", "value", None),
-                ("analytics-state", "data", search),
-            ],
-        )
+        analytics_redraw(browser, found)
+        browser.fire("analytics-pane.children", found)
+        browser.fire("analytics-compare.children", found)
         return
-    charts = {"traces": ("latency", "volume"), "evaluations": ("scores", "labels", "trend")}[page]
-    grid = f"{page}-grid"
-    response = browser.call(
-        [
-            *[(f"{page}-{c}", "figure") for c in charts],
-            (f"{grid}-title", "children"),
-            (f"{grid}-query", "data"),
-            (f"{grid}-export", "href"),
-            (f"{page}-message", "children"),
-        ],
-        [(f"{page}-watermark", "data", mark), (f"{page}-state", "data", search)],
-    )
+    response = browser.fire(REDRAWS[page], found)
     # The grid asks for rows once redraw hands it the query (refreshRows, client side).
-    _grid_page(browser, page, response[f"{grid}-query"]["data"])
+    _grid_page(browser, page, response[f"{page}-grid-query"]["data"])
 
 
 def measure_page(size: str, page: str) -> dict[str, float]:

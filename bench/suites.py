@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 import pandas as pd
 import requests
+from dash import MATCH
+from dash._utils import stringify_id
 
 from app import create_app
 from bench.common import (
@@ -30,6 +32,7 @@ from bench.common import (
     timed,
 )
 from bench.sync_throughput import age_spans, sync_vs_paging
+from components.filter_bar import FilterBarAIO
 from devtools.demo_data import send_traces
 from devtools.phoenix import free_port
 from services.cache import cache
@@ -300,23 +303,48 @@ class _Counter(BaseHTTPRequestHandler):
         """Stay quiet."""
 
 
-def _poll_payload(page: str) -> dict[str, Any]:
-    outputs = [
-        {"id": f"{page}-watermark", "property": "data"},
-        {"id": f"{page}-live-status", "property": "children"},
+def _poll_payloads(page: str, seen: int | None) -> list[dict[str, Any]]:
+    """Return the requests one tick of a page's live poll sends, as the browser sends them.
+
+    The filter bar's shared poll (a MATCH callback on the bar's dict ids, built by
+    FilterBarAIO.ids), with the watermark the viewer last saw; on home, also the Phoenix
+    banner's redraw, which listens to the same timer.
+    """
+    ids = FilterBarAIO.ids
+
+    def key(make: Callable[[Any], dict[str, Any]], prop: str) -> str:
+        return f"{stringify_id(make(MATCH))}.{prop}"
+
+    poll = {"id": ids.poll(page), "property": "n_intervals", "value": 1}
+    changed = [f"{stringify_id(ids.poll(page))}.n_intervals"]
+    payloads: list[dict[str, Any]] = [
+        {
+            "output": f"..{key(ids.watermark, 'data')}...{key(ids.live_status, 'children')}..",
+            "outputs": [
+                {"id": ids.watermark(page), "property": "data"},
+                {"id": ids.live_status(page), "property": "children"},
+            ],
+            "inputs": [poll, {"id": ids.live(page), "property": "value", "value": True}],
+            "state": [{"id": ids.watermark(page), "property": "data", "value": seen}],
+            "changedPropIds": changed,
+        }
     ]
     if page == "home":
-        outputs.append({"id": "home-status", "property": "children"})
-    return {
-        "output": "..." + "...".join(f"{o['id']}.{o['property']}" for o in outputs) + "..",
-        "outputs": outputs,
-        "inputs": [
-            {"id": f"{page}-poll", "property": "n_intervals", "value": 1},
-            {"id": f"{page}-live", "property": "value", "value": True},
-        ],
-        "state": [{"id": f"{page}-watermark", "property": "data", "value": None}],
-        "changedPropIds": [f"{page}-poll.n_intervals"],
-    }
+        payloads.append(
+            {
+                "output": "home-status.children",
+                "outputs": {"id": "home-status", "property": "children"},
+                "inputs": [poll],
+                "changedPropIds": changed,
+            }
+        )
+    return payloads
+
+
+def _seen_watermark(page: str, body: dict[str, Any], seen: int | None) -> int | None:
+    """Return the watermark a poll's answer leaves in the bar's store (unchanged if none)."""
+    stored = body.get("response", {}).get(stringify_id(FilterBarAIO.ids.watermark(page)), {})
+    return stored.get("data", seen)
 
 
 def fanout(datasets: dict[str, Dataset], results: Results) -> None:
@@ -334,14 +362,23 @@ def fanout(datasets: dict[str, Dataset], results: Results) -> None:
             sessions = [signed_in(base) for _ in range(50)]
             time.sleep(3)  # the first requests start the sync worker; let its first tick pass
 
+            lock = threading.Lock()
+            polls = {True: 0, False: 0}  # answered, failed
+
             def window(viewers: int) -> float:
                 stop = threading.Event()
 
                 def viewer(session: requests.Session, page: str) -> None:
+                    seen: int | None = None
                     while not stop.is_set():
-                        session.post(
-                            f"{base}/_dash-update-component", json=_poll_payload(page), timeout=30
-                        )
+                        for payload in _poll_payloads(page, seen):
+                            response = session.post(
+                                f"{base}/_dash-update-component", json=payload, timeout=30
+                            )
+                            with lock:
+                                polls[response.status_code in (200, 204)] += 1
+                            if response.status_code == 200:
+                                seen = _seen_watermark(page, response.json(), seen)
                         stop.wait(1.0)  # a 1 s poll interval: five times the default pressure
 
                 threads = [
@@ -358,6 +395,9 @@ def fanout(datasets: dict[str, Dataset], results: Results) -> None:
                 return (_Counter.count - before) * 60 / window_s
 
             one, fifty = [window(1)], [window(50)]
+            # Polls the app refused would not reach Phoenix either: the count would mean nothing.
+            if polls[False] or not polls[True]:
+                raise RuntimeError(f"fanout: {polls[False]} of {sum(polls.values())} polls failed")
             results.add("fanout_phoenix_requests_per_min_1", Stats.of(one))
             results.add("fanout_phoenix_requests_per_min_50", Stats.of(fifty))
             results.add("fanout_phoenix_requests_ratio", fifty[0] / one[0])

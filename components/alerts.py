@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import dcc, html
 
+from components.colors import series_color, version_key
 from components.formats import NO_VALUE, Unit, axis, fmt_delta, fmt_value
 from db.models import MonitorEvent, MonitorPoint
 from services.monitor_rules import METRIC_TEXT, METRICS, RULES
 from services.monitors import ChannelView, MonitorView
+from services.span_facts import aware
 
 STATE_COLORS = {
     "firing": "danger",
@@ -120,49 +125,114 @@ def numbers(view: MonitorView) -> html.Div:
     return html.Div(rows, className="small")
 
 
-def sparkline(view: MonitorView, points: Sequence[MonitorPoint]) -> html.Div:
-    """Plot both sides' values over the last evaluations; gaps where a side had none."""
+# One line of ticks whatever the span (a second line would be cut off at this height), from
+# the second to the day, so points a few seconds apart never repeat one label.
+TICK_FORMATS = [
+    {"dtickrange": [None, 60_000], "value": "%H:%M:%S"},
+    {"dtickrange": [60_000, 86_400_000], "value": "%b %d %H:%M"},
+    {"dtickrange": [86_400_000, None], "value": "%b %d"},
+]
+HEADROOM = 0.2  # of the values' span, above and below, so no line hugs an edge
+
+
+def side_colors(view: MonitorView, catalogue: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """Colour each side as its prompt version is coloured on every other page.
+
+    A side that is not one version (a previous-period or threshold rule) keeps the fixed
+    candidate and baseline colours; so does a version the catalogue does not know.
+    """
+    result = view.last_result or {}
+    colors = []
+    for side, fallback in (("candidate", CANDIDATE_COLOR), ("baseline", BASELINE_COLOR)):
+        label = (result.get(side) or {}).get("label")
+        key = version_key(view.spec.prompt, str(label)) if label else ""
+        colors.append(
+            series_color(key, catalogue)
+            if view.spec.rule == "relative" and catalogue and key in catalogue
+            else fallback
+        )
+    return colors[0], colors[1]
+
+
+def _local(moment: datetime, zone: str) -> datetime:
+    """Return a moment as a wall-clock time in `zone` (Plotly draws naive times as given)."""
+    return aware(moment).astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+
+
+def _y_range(values: Sequence[float]) -> list[float] | None:
+    """Leave room above and below the lines; from zero when the values are all positive."""
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    pad = (high - low) * HEADROOM or abs(high) * HEADROOM or 1.0
+    bottom = low - pad
+    if low >= 0 > bottom:
+        bottom = 0.0
+    return [bottom, high + pad]
+
+
+def sparkline(
+    view: MonitorView,
+    points: Sequence[MonitorPoint],
+    *,
+    zone: str = "UTC",
+    catalogue: Mapping[str, str] | None = None,
+) -> html.Div:
+    """Plot both sides' values over the last evaluations; gaps where a side had none.
+
+    Times are on the wall clock of `zone` (the user's display zone); each side takes its
+    version's colour from `catalogue` (components.colors.prompt_catalogue).
+    """
     unit = _unit(view)
-    at = [p.at for p in points]
+    at = [_local(p.at, zone) for p in points]
+    candidate_color, baseline_color = side_colors(view, catalogue)
+    has_baseline = any(p.baseline is not None for p in points)
     traces = [
         go.Scatter(
             x=at,
             y=[p.candidate for p in points],
             name="candidate",
             mode="lines",
-            line={"color": CANDIDATE_COLOR, "width": 2},
+            line={"color": candidate_color, "width": 2},
             connectgaps=False,
-            hovertemplate="candidate %{y}<extra></extra>",
+            hovertemplate="candidate %{y}<br>%{x|%b %d %H:%M:%S}<extra></extra>",
         )
     ]
-    if any(p.baseline is not None for p in points):
+    if has_baseline:
         traces.append(
             go.Scatter(
                 x=at,
                 y=[p.baseline for p in points],
                 name="baseline",
                 mode="lines",
-                line={"color": BASELINE_COLOR, "width": 2, "dash": "dot"},
+                line={"color": baseline_color, "width": 2, "dash": "dot"},
                 connectgaps=False,
-                hovertemplate="baseline %{y}<extra></extra>",
+                hovertemplate="baseline %{y}<br>%{x|%b %d %H:%M:%S}<extra></extra>",
             )
         )
+    values = [
+        v for p in points for v in (p.candidate, p.baseline) if v is not None and math.isfinite(v)
+    ]
+    yaxis = axis(unit)
+    y_range = _y_range(values)
+    if y_range is not None:
+        yaxis["range"] = y_range
     figure = go.Figure(traces)
     figure.update_layout(
         height=100,
         margin={"l": 56, "r": 8, "t": 4, "b": 24},
         showlegend=False,
         template="plotly_white",
-        yaxis=axis(unit),
-        # One line of ticks (UTC): a second line would be cut off at this height.
-        xaxis={"tickformat": "%b %d %H:%M", "nticks": 5},
+        yaxis=yaxis,
+        xaxis={"tickformatstops": TICK_FORMATS, "nticks": 4},
     )
     key = html.Div(
         [
-            html.Span("━ candidate", style={"color": CANDIDATE_COLOR}, className="me-3"),
-            html.Span("┅ baseline", style={"color": BASELINE_COLOR})
-            if any(p.baseline is not None for p in points)
+            html.Span("━ candidate", style={"color": candidate_color}, className="me-3"),
+            html.Span("┅ baseline", style={"color": baseline_color}, className="me-3")
+            if has_baseline
             else None,
+            html.Span(f"times in {zone}", className="text-body-secondary"),
         ],
         className="small text-end",
     )
@@ -171,8 +241,8 @@ def sparkline(view: MonitorView, points: Sequence[MonitorPoint]) -> html.Div:
     )
 
 
-def history(events: Sequence[MonitorEvent], unit: Unit) -> html.Div | html.Ul:
-    """List the monitor's changes of state, newest first."""
+def history(events: Sequence[MonitorEvent], unit: Unit, zone: str = "UTC") -> html.Div | html.Ul:
+    """List the monitor's changes of state, newest first, at wall-clock times in `zone`."""
     if not events:
         return html.Div("No changes of state yet.", className="small text-body-secondary")
     items = []
@@ -185,7 +255,8 @@ def history(events: Sequence[MonitorEvent], unit: Unit) -> html.Div | html.Ul:
             what += f" ({rel * 100:+.1f}%)"
         before = STATE_TEXT.get(event.from_state, event.from_state)
         after = STATE_TEXT.get(event.to_state, event.to_state)
-        items.append(html.Li(f"{event.at:%Y-%m-%d %H:%M} UTC: {before} → {after} {what}".rstrip()))
+        when = aware(event.at).astimezone(ZoneInfo(zone))
+        items.append(html.Li(f"{when:%Y-%m-%d %H:%M %Z}: {before} → {after} {what}".rstrip()))
     return html.Ul(items, className="small mb-0 ps-3")
 
 
@@ -195,8 +266,13 @@ def monitor_card(
     events: Sequence[MonitorEvent],
     *,
     can_write: bool,
+    zone: str = "UTC",
+    catalogue: Mapping[str, str] | None = None,
 ) -> dbc.Card:
-    """Build one monitor's card: state, rule, numbers, sparkline, history, actions."""
+    """Build one monitor's card: state, rule, numbers, sparkline, history, actions.
+
+    `zone` is the display zone the sparkline's times are in; `catalogue` colours its sides.
+    """
     result = view.last_result or {}
     link = result.get("link")
     where = f" in {view.spec.project}" if view.spec.project else ""
@@ -242,12 +318,15 @@ def monitor_card(
                 dbc.Row(
                     [
                         dbc.Col(numbers(view), md=6),
-                        dbc.Col(sparkline(view, points), md=6),
+                        dbc.Col(sparkline(view, points, zone=zone, catalogue=catalogue), md=6),
                     ],
                     className="g-2",
                 ),
                 html.Details(
-                    [html.Summary("History", className="small"), history(events, _unit(view))],
+                    [
+                        html.Summary("History", className="small"),
+                        history(events, _unit(view), zone),
+                    ],
                     className="mb-2",
                 ),
                 html.Div(actions),
@@ -431,13 +510,23 @@ def channel_form() -> dbc.Row:
                 2,
             ),
             _field("URL or addresses", dbc.Input(id="alerts-c-target", maxLength=2000)),
-            _field(
-                "Secret (or env:NAME)",
-                dbc.Input(id="alerts-c-secret", type="password", maxLength=2000),
+            # The secret takes what the button leaves; the button keeps its label on one line.
+            dbc.Col(
+                [
+                    dbc.Label("Secret (or env:NAME)", className="small mb-0"),
+                    dbc.Input(id="alerts-c-secret", type="password", maxLength=2000),
+                ],
+                md=True,
             ),
             dbc.Col(
-                dbc.Button("Add channel", id="alerts-c-add", color="primary", className="mt-4"),
-                md=1,
+                dbc.Button(
+                    "Add channel",
+                    id="alerts-c-add",
+                    color="primary",
+                    className="text-nowrap",
+                ),
+                md="auto",
+                className="d-flex align-items-end",
             ),
         ],
         className="g-2 mb-2",

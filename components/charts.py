@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from dash import dcc
 
-from components.colors import MUTED, PALETTE
+from components.colors import LABEL_OUTLINE, MUTED, PALETTE, label_style
 from components.formats import Unit, axis, fmt_count, fmt_value
 from services.filters import FilterState
 from store.views import Histogram
@@ -163,7 +163,7 @@ def create_histogram(histogram: Histogram, title: str, x_title: str, unit: Unit 
 
 @dataclass(frozen=True)
 class Box:
-    """One box of a box plot: its group (legend), its place on the x axis, and five numbers."""
+    """One box of a box plot: its group (legend), its place on the x axis, five numbers, and n."""
 
     group: str
     x: str
@@ -172,31 +172,45 @@ class Box:
     median: float
     q3: float
     high: float
+    n: int | None = None  # the scores the box summarises
 
 
 def create_score_box(
-    boxes: Sequence[Box], title: str, colors: Mapping[str, str] | None = None
+    boxes: Sequence[Box],
+    title: str,
+    colors: Mapping[str, str] | None = None,
+    x_title: str = "score",
 ) -> Figure:
-    """Plot the score distribution per evaluator, a box per prompt version, from quartiles.
+    """Plot score distributions from quartiles as flat boxes, a box per group (prompt version).
 
     `colors` gives a group (version) its colour, the one it has on every chart; the groups
-    come in the order given, so the legend follows the versions.
+    come in the order given, first on top. Boxes of different groups at the same place (an
+    evaluator) sit side by side, with a legend; groups each in their own place need none: the
+    place names the group and the n behind its box ("v2 · n = 1,204"), which plotly's box
+    tooltips (they take no template) then show beside every number.
     """
     if not boxes:
         return create_empty_figure("No scored evaluations for these filters", title)
     grouped: dict[str, list[Box]] = {}
     for box in boxes:
         grouped.setdefault(box.group, []).append(box)
+    places = [{b.x for b in items} for items in grouped.values()]
+    apart = sum(len(p) for p in places) == len(set().union(*places))
+
+    def place(box: Box) -> str:
+        return f"{box.x} · n = {fmt_count(box.n)}" if apart and box.n is not None else box.x
+
     data = [
         {
             "type": "box",
+            "orientation": "h",
             "name": group,
             **(
                 {"marker": {"color": colors[group]}, "line": {"color": colors[group]}}
                 if colors and group in colors
                 else {}
             ),
-            "x": [b.x for b in items],
+            "y": [place(b) for b in items],
             "q1": [b.q1 for b in items],
             "median": [b.median for b in items],
             "q3": [b.q3 for b in items],
@@ -209,24 +223,96 @@ def create_score_box(
         data,
         title,
         height=300,
-        boxmode="group",
-        yaxis={"title": {"text": "score"}, **axis("score")},
+        boxmode="overlay" if apart else "group",
+        xaxis={"title": {"text": x_title}, **axis("score")},
+        # The first group on top, as given; long names read level (the axis makes room).
+        yaxis={"autorange": "reversed"},
+        showlegend=not apart,
         legend=LEGEND_BELOW,
+        margin={"l": 10},
     )
 
 
-def create_label_bars(shares: Sequence[AnyPoint], title: str) -> Figure:
-    """Plot label shares as stacked bars: (label, "evaluator · version", share[, labelled])."""
+# Label shares: a bar per "evaluator · version", the category on the y axis so long names read
+# level; the legend under the share axis. As tall as its place on the page (so nothing below
+# jumps when it draws) until more bars need more room.
+LABEL_BAR_PX = 22
+LABEL_CHART_MIN_PX = 300
+
+
+def create_label_bars(
+    shares: Sequence[AnyPoint], title: str, evaluators: Mapping[str, str] | None = None
+) -> Figure:
+    """Plot label shares as stacked horizontal bars: (label, "evaluator · version", share[, n]).
+
+    Labels are greys (components/colors.label_style), never a version's colour: ranked by name
+    within their evaluator, so a label looks the same from run to run. `evaluators` names each
+    bar's evaluator; its labels then form one titled legend group. Every tooltip gives n, the
+    labelled annotations the share is of.
+    """
     if not shares:
         return create_empty_figure("No labelled evaluations for these filters", title)
-    data = _traces(shares, Hover("percent", "labelled"), type="bar")
+    evaluators = evaluators or {}
+    categories = list(dict.fromkeys(str(point[1]) for point in shares))
+    by_trace: dict[tuple[str, str], list[AnyPoint]] = {}
+    for point in shares:
+        by_trace.setdefault((evaluators.get(str(point[1]), ""), str(point[0])), []).append(point)
+    # Evaluators in the order of their first bar, each one's labels by name.
+    groups = list(dict.fromkeys(evaluators.get(bar, "") for bar in categories))
+    names: dict[str, list[str]] = {}
+    for group, label in sorted(by_trace, key=lambda key: (groups.index(key[0]), key[1])):
+        names.setdefault(group, []).append(label)
+    hover = Hover("percent", "labelled")
+    data = []
+    for group, labels in names.items():
+        for rank, label in enumerate(labels):
+            points = by_trace[(group, label)]
+            shade, pattern = label_style(rank)
+            data.append(
+                {
+                    "type": "bar",
+                    "orientation": "h",
+                    "name": label,
+                    "legendgroup": group or label,
+                    **({"legendgrouptitle": {"text": group}} if group else {}),
+                    "x": [point[2] for point in points],
+                    "y": [str(point[1]) for point in points],
+                    "customdata": [hover.customdata(point) for point in points],
+                    "hovertemplate": (
+                        "<b>%{fullData.name}</b> · %{y}<br>%{customdata[0]}"
+                        " · n = %{customdata[1]:,} labelled%{customdata[2]}<extra></extra>"
+                    ),
+                    "marker": {
+                        "color": shade,
+                        "line": {"color": LABEL_OUTLINE, "width": 1},
+                        **({"pattern": {"shape": pattern, "solidity": 0.3}} if pattern else {}),
+                    },
+                }
+            )
+    height = max(LABEL_CHART_MIN_PX, 130 + LABEL_BAR_PX * len(categories))
     return _figure(
         data,
         title,
-        height=300,
+        height=height,
         barmode="stack",
-        yaxis={"title": {"text": "share"}, **axis("percent")},
-        legend={"orientation": "h", "y": -0.3},
+        bargap=0.25,
+        # No axis title: the ticks say percent, and the legend sits right under them.
+        xaxis={**axis("percent"), "range": [0, 1], "dtick": 0.25},
+        yaxis={
+            "categoryorder": "array",
+            "categoryarray": categories,
+            # The first bar on top, as the names were given.
+            "autorange": "reversed",
+        },
+        legend={
+            "orientation": "h",
+            "yanchor": "top",
+            "y": -0.1,
+            "x": 0,
+            "traceorder": "grouped",
+        },
+        # Room on the right for the 100 % tick's label.
+        margin={"l": 10, "r": 24, "t": 40, "b": 30},
     )
 
 
@@ -261,9 +347,40 @@ def create_chart_slot(graph_id: str) -> dcc.Loading:
 
 # Bucketed charts ---------------------------------------------------------------------------------
 
-# A rate from fewer calls than this is drawn grey, off its line: one failed call is not 100 %.
+# A rate from fewer calls than this is drawn hollow and faded, off its line: one failed call is
+# not 100 %.
 MIN_CALLS = 5
-TOO_FEW = "too few calls"
+TOO_FEW = "too few calls"  # too_few("calls"); charts of scores say "too few scores"
+FEW_OPACITY = 0.55
+
+
+def too_few(n_label: str = "calls") -> str:
+    """Say what a hollow point lacks, in what the chart's n counts: "too few scores"."""
+    return f"too few {n_label}"
+
+
+def too_few_name(min_calls: int, n_label: str = "calls") -> str:
+    """Name the legend entry that explains the hollow points (its swatch is a hollow circle)."""
+    return f"{too_few(n_label)} (under {min_calls})"
+
+
+def _too_few_key(min_calls: int, rank: int, n_label: str = "calls") -> dict[str, Any]:
+    """Make the legend-only trace that explains hollow points: no data, after the series."""
+    name = too_few_name(min_calls, n_label)
+    return {
+        "type": "scatter",
+        "mode": "markers",
+        "name": name,
+        "legendgroup": name,
+        "legendrank": rank,
+        "showlegend": True,
+        # Tells it from the series (whose meta is what their colour stands for).
+        "meta": name,
+        "x": [None],
+        "y": [None],
+        "hoverinfo": "skip",
+        "marker": {"color": MUTED, "symbol": "circle-open", "size": 8, "line": {"width": 1.5}},
+    }
 
 
 def min_calls_for_quantile(q: float) -> int:
@@ -355,20 +472,23 @@ def create_bucket_figure(
     hover: Hover,
     kind: Literal["bars", "lines"] = "lines",
     min_calls: int = 0,
+    height: int = 330,
 ) -> Figure:
     """Plot one metric per bucket, a trace per series in the given (legend) order.
 
     Bars are for what adds up (calls, tokens, cost): every bucket is drawn, 0 where a series
     had no calls, stacked across series. Lines are for what does not (latency, rates): a bucket
     without calls is None, so the line breaks there instead of bridging it, and markers show a
-    lone point. With `min_calls`, a point from fewer calls leaves its line and is drawn grey,
-    its tooltip saying so. Every tooltip shows the n; each point carries its drill-down link
-    last in its customdata.
+    lone point. With `min_calls`, a point from fewer calls leaves its line and is drawn hollow
+    and faded in its series' colour, its tooltip saying so, and the legend gains one entry
+    (too_few_name) that explains such points. Every tooltip shows the n; each point carries
+    its drill-down link last in its customdata.
     """
     if not series or not any(cell.calls for s in series for cell in s.cells.values()):
         return create_empty_figure("No data for these filters", title)
     x = [buckets.wall(start) for start in buckets.starts]
     data: list[dict[str, Any]] = []
+    muted = False
     for rank, one in enumerate(series):
         empty = Cell(0.0 if kind == "bars" else None, 0)
         cells = [one.cells.get(start, empty) for start in buckets.starts]
@@ -397,12 +517,12 @@ def create_bucket_figure(
         data.append(trace)
         few = [i for i, c in enumerate(cells) if kind == "lines" and 0 < c.calls < min_calls]
         if few:
-            note = f" ({TOO_FEW}: under {min_calls})"
+            note = f" ({too_few(hover.n_label)}: under {min_calls})"
             data.append(
                 {
                     "type": "scatter",
                     "mode": "markers",
-                    "name": f"{one.name} ({TOO_FEW})",
+                    "name": f"{one.name} ({too_few(hover.n_label)})",
                     "legendgroup": one.name,
                     "showlegend": False,
                     "meta": one.key or one.name,
@@ -410,10 +530,20 @@ def create_bucket_figure(
                     "y": [cells[i].value for i in few],
                     "customdata": [_cell_data(buckets, i, cells[i], hover, note) for i in few],
                     "hovertemplate": _bucket_template(hover),
-                    # Hollow and grey: there, but not to be read like the others.
-                    "marker": {"color": MUTED, "symbol": "circle-open", "size": 8},
+                    # Hollow and faded in the series' own colour: whose it is, but not to be
+                    # read like the others.
+                    "marker": {
+                        "color": one.color,
+                        "symbol": "circle-open",
+                        "size": 8,
+                        "line": {"width": 1.5},
+                    },
+                    "opacity": FEW_OPACITY,
                 }
             )
+            muted = True
+    if muted:
+        data.append(_too_few_key(min_calls, len(series) + 1, hover.n_label))
     layout: dict[str, Any] = {
         "xaxis": {"type": "date", "title": {"text": buckets.axis_title()}},
         "yaxis": {"title": {"text": y_title}, "rangemode": "tozero", **axis(hover.unit)},
@@ -430,7 +560,7 @@ def create_bucket_figure(
     }
     if kind == "bars":
         layout |= {"barmode": "stack", "bargap": 0.1}
-    return _figure(data, title, height=330, **layout)
+    return _figure(data, title, height=height, **layout)
 
 
 def clicked_href(click: Mapping[str, Any] | None) -> str | None:

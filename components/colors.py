@@ -1,7 +1,10 @@
 """One colour per prompt version (or model) on every chart of every page, colour-blind safe.
 
 The palette is Okabe and Ito's (https://jfly.uni-koeln.de/color/), told apart under the common
-colour-vision deficiencies; grey is left out of it, because grey means "too few calls".
+colour-vision deficiencies, less two of its colours: black, lost on the dark theme's charts, and
+yellow, faint on white. That leaves six strong colours. Grey is left out too: on a time chart a
+hollow grey marker explains the points drawn from too few calls, and greys are the evaluation
+labels' colours (label_style), which must never pass for a version.
 
 How a version gets its colour, the same on every page whichever other series a chart shows:
 the catalogue (every prompt's versions, from our database) fixes it. A prompt's versions, in
@@ -15,11 +18,10 @@ on a colour, which their names still tell apart.
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Iterable, Mapping
 
-from services.prompt_filters import NO_VERSION, PromptNames, prompt_label
+from services.prompt_filters import NO_VERSION, PromptNames, natural_key, prompt_label
 from store.analytics import GroupKey
 
 PALETTE = (
@@ -29,22 +31,16 @@ PALETTE = (
     "#D55E00",  # vermillion
     "#56B4E9",  # sky blue
     "#CC79A7",  # reddish purple
-    "#000000",  # black
-    "#F0E442",  # yellow: last, it is the faintest on white
 )
-# Points drawn from too few calls to trust; no series takes it.
+# The legend's key to points drawn from too few calls to trust; no series takes it.
 MUTED = "#BBBBBB"
+# Evaluation labels (correct, helpful, good...): greys of even steps in lightness, so they read
+# apart under any colour vision and never as a version; a fifth label on one chart and beyond
+# adds a hatch. Each segment gets an outline that shows on white and on the dark theme alike.
+LABEL_SHADES = ("#4A5158", "#767E86", "#A2A9B0", "#CED3D8")
+LABEL_PATTERNS = ("", "/", "x", ".")
+LABEL_OUTLINE = "#868E96"
 SEPARATOR = " · "
-_DIGITS = re.compile(r"(\d+)")
-
-
-def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key that orders the numbers inside text by value: v2 before v10."""
-    return tuple(
-        (0, int(part)) if part.isdigit() else (1, part.casefold())
-        for part in _DIGITS.split(text)
-        if part
-    )
 
 
 def version_key(prompt: str, version: str) -> str:
@@ -98,3 +94,13 @@ def group_order(
     if by_model:
         return ((), natural_key(key.model or ""))
     return natural_key(prompt_label(key, names)), natural_key(key.prompt_version or NO_VERSION)
+
+
+def label_style(rank: int) -> tuple[str, str]:
+    """Return the (grey, hatch) of the label at `rank` in its evaluator's labels by name.
+
+    By name, not by frequency or arrival, so a label keeps its look from run to run; ranked
+    within one evaluator, so the few labels of one bar are as far apart as the greys allow.
+    """
+    shade = LABEL_SHADES[rank % len(LABEL_SHADES)]
+    return shade, LABEL_PATTERNS[(rank // len(LABEL_SHADES)) % len(LABEL_PATTERNS)]

@@ -105,13 +105,18 @@ def create_kpi_cards(page: str, kpis: Kpis, evaluator: EvaluatorView | None = No
 
 
 def _change(current: float | None, previous: float | None, *, lower_is_better: bool) -> html.Span:
-    """Show the change from the previous period, green when it is an improvement."""
+    """Show the change from the previous period, green when it is an improvement.
+
+    A change that rounds to 0 % at the shown precision is neutral: muted, no arrow, "±0 %".
+    """
     if current is None or previous is None or previous == 0:
         return html.Span("no earlier data", className="small text-body-secondary")
     ratio = (current - previous) / abs(previous)
+    if f"{abs(ratio):.0%}" == "0%":  # the dead zone: "-0%" in red would claim a drop that isn't one
+        return html.Span("±0 % vs previous", className="small text-body-secondary")
     better = ratio < 0 if lower_is_better else ratio > 0
-    color = "text-success" if better else "text-danger" if ratio else "text-body-secondary"
-    arrow = "bi-arrow-up" if ratio > 0 else "bi-arrow-down" if ratio < 0 else "bi-dash"
+    color = "text-success" if better else "text-danger"
+    arrow = "bi-arrow-up" if ratio > 0 else "bi-arrow-down"
     return html.Span(
         [html.I(className=f"bi {arrow} me-1"), f"{ratio:+.0%} vs previous"],
         className=f"small {color}",

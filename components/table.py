@@ -12,6 +12,9 @@ from dash import MATCH, ClientsideFunction, Dash, Input, Output, State, dcc, htm
 from services.tables import PAGE_ROWS, Column
 
 NUMERIC = frozenset({"count", "percent", "ms", "usd", "score", "number", "unit", "unit-delta"})
+# A time cell ("2026-11-26 14:05:09 GMT+1", assets/dashAgGridFunctions.js formatTime) shows whole:
+# fitting the grid to its width never squeezes a time column below this many pixels.
+TIME_WIDTH_PX = 230
 
 
 def column_defs(columns: Sequence[Column], *, paged: bool = False) -> list[dict[str, Any]]:
@@ -27,6 +30,8 @@ def column_defs(columns: Sequence[Column], *, paged: bool = False) -> list[dict[
         }
         if column.format in NUMERIC:
             spec["type"] = "rightAligned"
+        if column.format == "time":
+            spec["minWidth"] = TIME_WIDTH_PX
         if paged:
             # The engine sorts a paged table, and only by the columns it has an index for.
             spec["sortable"] = column.sort is not None
@@ -93,13 +98,15 @@ def create_data_table(
     mark: int | None = None,
     page_size: int = 20,
     row_id: str | None = None,
+    auto_height: bool = False,
 ) -> dbc.Card:
     """Build a grid with a column chooser and an export link.
 
     Without `rows` the grid pages on the server (AG Grid's infinite row model): it asks for a
     block of rows at a time, sorted by the engine, for the filters in `query` (kept beside the
     grid in `<table_id>-query`); the page registers the callback that answers. With `rows` the
-    grid holds them all: only for small tables.
+    grid holds them all: only for small tables. `auto_height` (with `rows`) sizes the grid
+    to its rows instead of a fixed 420 px, for tables of a few rows.
     """
     paged = rows is None
     options: dict[str, Any] = {
@@ -118,6 +125,9 @@ def create_data_table(
         }
     else:
         options |= {"pagination": True, "paginationPageSize": page_size}
+    auto = auto_height and not paged
+    if auto:
+        options["domLayout"] = "autoHeight"
     grid = dag.AgGrid(
         id=table_id,
         columnDefs=column_defs(columns, paged=paged),
@@ -126,7 +136,7 @@ def create_data_table(
         columnSize="responsiveSizeToFit",
         # A stable row id lets a click name its row whatever the sort, filter or page.
         getRowId=row_id,
-        style={"height": "420px"},
+        style={"height": None} if auto else {"height": "420px"},
         className="ag-theme-alpine",
         **({"rowModelType": "infinite"} if paged else {"rowData": rows}),
     )

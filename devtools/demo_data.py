@@ -535,6 +535,8 @@ class _Experiment:
     prompt: str
     version: str
     model: str
+    # The share of examples answered with the reference word for word (exact_match), and of
+    # the others the share answered in other words rather than deflected (relevance).
     exact_rate: float
     relevance: float
     offset: timedelta
@@ -1356,15 +1358,24 @@ def _upload_dataset(api: _Phoenix) -> str:
     return str(created["data"]["dataset_id"])
 
 
-def _experiment_output(
-    rng: random.Random, spec: _Experiment, reference: str
-) -> tuple[str, JSON, JSON]:
-    """Produce a run output and its exact-match and relevance results."""
-    roll = rng.random()
-    if roll < spec.exact_rate:
+@dataclass(frozen=True)
+class _Run:
+    """One planned experiment run: the example it answers, its output, results and timing."""
+
+    question: str
+    output: str
+    exact: JSON
+    judged: JSON
+    start_ns: int
+    end_ns: int
+
+
+def _experiment_output(kind: str, rng: random.Random, reference: str) -> tuple[str, JSON, JSON]:
+    """Produce a run output of a kind (match, paraphrase, deflect) and its two results."""
+    if kind == "match":
         output = reference
         relevance = rng.uniform(0.9, 1.0)
-    elif roll < spec.exact_rate + (1 - spec.exact_rate) * spec.relevance:
+    elif kind == "paraphrase":
         output = f"Sure! {reference} Let me know if anything else comes up."
         relevance = rng.uniform(0.65, 0.92)
     else:
@@ -1387,6 +1398,35 @@ def _experiment_output(
     return output, exact, judged
 
 
+def _plan_experiment(rng: random.Random, spec: _Experiment, now_ns: int) -> list[_Run]:
+    """Plan one run per dataset example, scoring exactly as the spec's rates say.
+
+    With a dozen examples a draw per example may turn the story round (v1 matching more often
+    than v3), so the rates fix the counts: round(exact_rate x n) examples match, and of the
+    others round(relevance x rest) paraphrase the answer while the rest deflect. Which examples
+    do which, the scores and the timings are drawn from ``rng``.
+    """
+    n = len(_SUPPORT_QA)
+    matches = round(spec.exact_rate * n)
+    paraphrases = round(spec.relevance * (n - matches))
+    order = list(range(n))
+    rng.shuffle(order)
+    kinds = {
+        example: "match" if rank < matches else "paraphrase" if rank < matches + paraphrases else ""
+        for rank, example in enumerate(order)
+    }
+    clock = now_ns - spec.offset // timedelta(microseconds=1) * 1000
+    median_ms = _MODELS[spec.model].median_ms * _VERSION_SPEED[int(spec.version[1:]) - 1]
+    runs = []
+    for example, (question, reference, _) in enumerate(_SUPPORT_QA):
+        output, exact, judged = _experiment_output(kinds[example], rng, reference)
+        latency = _latency_ms(rng, median_ms)
+        start, end = clock, clock + int(latency * 1e6)
+        clock = end + int(rng.uniform(5.0, 40.0) * 1e6)
+        runs.append(_Run(question, output, exact, judged, start, end))
+    return runs
+
+
 def _run_experiments(api: _Phoenix, rng: random.Random, dataset_id: str, now_ns: int) -> list[str]:
     """Create the demo experiments with one evaluated run per example; return their ids."""
     examples = api.call("GET", f"/v1/datasets/{dataset_id}/examples")["data"]["examples"]
@@ -1398,15 +1438,7 @@ def _run_experiments(api: _Phoenix, rng: random.Random, dataset_id: str, now_ns:
     ids: list[str] = []
     for spec in _EXPERIMENTS:
         # Draw every experiment's randomness even when it exists so later ones do not shift.
-        plans = []
-        clock = now_ns - spec.offset // timedelta(microseconds=1) * 1000
-        median_ms = _MODELS[spec.model].median_ms * _VERSION_SPEED[int(spec.version[1:]) - 1]
-        for question, reference, _ in _SUPPORT_QA:
-            output, exact, judged = _experiment_output(rng, spec, reference)
-            latency = _latency_ms(rng, median_ms)
-            start, end = clock, clock + int(latency * 1e6)
-            clock = end + int(rng.uniform(5.0, 40.0) * 1e6)
-            plans.append((by_question[question]["id"], output, exact, judged, start, end))
+        plans = _plan_experiment(rng, spec, now_ns)
         if spec.name in existing:
             ids.append(existing[spec.name])
             continue
@@ -1425,22 +1457,23 @@ def _run_experiments(api: _Phoenix, rng: random.Random, dataset_id: str, now_ns:
             },
         )
         experiment_id = str(created["data"]["id"])
-        for example_id, output, exact, judged, start, end in plans:
+        for plan in plans:
             run = api.call(
                 "POST",
                 f"/v1/experiments/{experiment_id}/runs",
                 body={
-                    "dataset_example_id": example_id,
-                    "output": {"answer": output},
+                    "dataset_example_id": by_question[plan.question]["id"],
+                    "output": {"answer": plan.output},
                     "repetition_number": 1,
-                    "start_time": _iso(start),
-                    "end_time": _iso(end),
+                    "start_time": _iso(plan.start_ns),
+                    "end_time": _iso(plan.end_ns),
                 },
             )
             run_id = str(run["data"]["id"])
+            end = plan.end_ns
             for name, kind, result, cost_ms in (
-                (EXACT_MATCH, "CODE", exact, 1),
-                (RELEVANCE, "LLM", judged, 900),
+                (EXACT_MATCH, "CODE", plan.exact, 1),
+                (RELEVANCE, "LLM", plan.judged, 900),
             ):
                 api.call(
                     "POST",

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from load.client import DashClient, Recorder, RequestFailed
+from components.filter_bar import FilterBarAIO
+from load.client import DashClient, Recorder, RequestFailed, component_key
 
 # Where analysts spend their time; analytics is the page they open every morning.
 PAGE_WEIGHTS = {"/": 2, "/traces": 3, "/analytics": 4, "/evaluations": 1}
@@ -100,7 +101,7 @@ class Analyst:
 
     def poll(self) -> None:
         """Tick the page's dcc.Interval, which fires its watermark poll."""
-        interval = (f"{self.page}-poll", "n_intervals")
+        interval = (component_key(FilterBarAIO.ids.poll(self.page)), "n_intervals")
         self.client.change({interval: (self.client.value(interval) or 0) + 1})
         self.next_poll += self.plan.poll_interval_s
 
@@ -144,7 +145,8 @@ class Analyst:
         self.rng.choices(choices, weights=weights)[0]()
 
     def _filter(self, name: str) -> tuple[str, str]:
-        return f"{self.page}-filter-{name}", "value"
+        """Name a filter bar control's value: its dict id, as the client keys components."""
+        return component_key(FilterBarAIO.ids.filter(self.page, name)), "value"
 
     def _options(self, component: str) -> list[str]:
         options: list[Any] = self.client.props.get(component, {}).get("options") or []
@@ -158,7 +160,7 @@ class Analyst:
 
     def pick_versions(self) -> None:
         """Choose one or two of the offered versions."""
-        offered = self._options(f"{self.page}-filter-versions")
+        offered = self._options(self._filter("versions")[0])
         if not offered:
             return self.pick_prompt()
         chosen = self.rng.sample(offered, k=min(len(offered), self.rng.randint(1, 2)))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+from dash._utils import stringify_id
 
 from devtools.signin import csrf_token
 
@@ -18,7 +19,35 @@ PAGES_LOCATION = "_pages_location"
 # Dash's renderer sends the `_csrf_token` cookie back as this header; flask-wtf reads it too.
 CSRF_HEADER = "X-CSRFToken"
 CSRF_COOKIE = "_csrf_token"
+MATCH = ["MATCH"]  # how /_dash-dependencies spells the MATCH wildcard in a stringified id
+# A component's key here is its id as Dash names it in payloads and responses: a string id as
+# it is, a dict id (pattern matching, e.g. the filter bar's) stringified by dash's stringify_id.
 Prop = tuple[str, str]
+
+
+def component_key(ident: Any) -> str:
+    """Return a component id as Dash names it: a string as is, a dict id stringified."""
+    return ident if isinstance(ident, str) else stringify_id(ident)
+
+
+def component_id(key: str) -> Any:
+    """Return the id a payload carries for a component key: a dict id parsed back."""
+    return json.loads(key) if key.startswith("{") else key
+
+
+def _label(key: str) -> str:
+    """Name a component for reports: a dict id by its values, sorted by key."""
+    if not key.startswith("{"):
+        return key
+    ident = json.loads(key)
+    return "-".join(str(ident[k]) for k in sorted(ident))
+
+
+def _wildcards(key: str) -> set[str]:
+    """Return the wildcards (MATCH, ALL, ALLSMALLER) a stringified pattern id holds."""
+    if not key.startswith("{"):
+        return set()
+    return {v[0] for v in json.loads(key).values() if isinstance(v, list) and len(v) == 1}
 
 
 @dataclass(frozen=True)
@@ -79,11 +108,62 @@ class Callback:
     inputs: tuple[Prop, ...]
     state: tuple[Prop, ...]
     prevent_initial_call: bool
+    # A MATCH callback bound to one value of its wildcard (e.g. one page's filter bar): its
+    # props are concrete keys, `output` stays the pattern that the payload names.
+    bound: str = ""
 
     @property
     def name(self) -> str:
         """Name the callback by its first output, e.g. traces-latency.figure."""
-        return ".".join(self.outputs[0])
+        component, prop = self.outputs[0]
+        return f"{_label(component)}.{prop}"
+
+    @property
+    def ident(self) -> str:
+        """Tell apart the callback's instances: its output, and for a MATCH one, its binding."""
+        return f"{self.output}@{self.bound}" if self.bound else self.output
+
+    @property
+    def matches(self) -> bool:
+        """Tell whether the callback's ids hold MATCH wildcards, to bind per component."""
+        return not self.bound and any("MATCH" in _wildcards(c) for c, _ in self.props)
+
+    def bind(self, keys: Iterable[str]) -> list[Callback]:
+        """Return the callback's instances for the components present, as the renderer forms them.
+
+        Every present dict id that fits one of the callback's patterns gives a value for its
+        MATCH keys; an instance is kept when all of its inputs and outputs are present.
+        """
+        patterns = [json.loads(c) for c, _ in self.props if "MATCH" in _wildcards(c)]
+        present = set(keys)
+        bindings: dict[str, dict[str, Any]] = {}
+        for key in present:
+            if not key.startswith("{"):
+                continue
+            ident = json.loads(key)
+            for pattern in patterns:
+                if set(ident) == set(pattern) and all(
+                    pattern[k] == MATCH or pattern[k] == ident[k] for k in pattern
+                ):
+                    binding = {k: ident[k] for k in pattern if pattern[k] == MATCH}
+                    bindings[stringify_id(binding)] = binding
+        instances = []
+        for name, binding in sorted(bindings.items()):
+
+            def concrete(props: tuple[Prop, ...], b: dict[str, Any] = binding) -> tuple[Prop, ...]:
+                return tuple((_bind(c, b), p) for c, p in props)
+
+            instance = Callback(
+                output=self.output,
+                outputs=concrete(self.outputs),
+                inputs=concrete(self.inputs),
+                state=concrete(self.state),
+                prevent_initial_call=self.prevent_initial_call,
+                bound=name,
+            )
+            if all(c in present for c, _ in (*instance.inputs, *instance.outputs)):
+                instances.append(instance)
+        return instances
 
     @property
     def props(self) -> set[Prop]:
@@ -95,28 +175,42 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:240]
 
 
+def _bind(key: str, binding: dict[str, Any]) -> str:
+    """Put a MATCH binding's values into a stringified pattern id; other ids stay."""
+    if "MATCH" not in _wildcards(key):
+        return key
+    ident = json.loads(key)
+    return stringify_id({k: binding[k] if v == MATCH else v for k, v in ident.items()})
+
+
 def _split(prop_id: str) -> Prop:
     component, _, prop = prop_id.rpartition(".")
     return component, prop
 
 
 def parse_dependencies(specs: list[dict[str, Any]]) -> list[Callback]:
-    """Read the server callbacks with plain string ids; clientside ones never reach the server."""
+    """Read the server callbacks; clientside ones never reach the server.
+
+    Ids are component keys: strings, or dict ids stringified. Callbacks with MATCH are kept
+    (bound per component when fired); those with ALL or ALLSMALLER, which need every matching
+    component's value in a list, are left out: the simulated analysts never trigger them.
+    """
     callbacks = []
     for spec in specs:
-        if spec.get("clientside_function") or "{" in spec["output"]:
+        if spec.get("clientside_function"):
             continue
         output: str = spec["output"]
         parts = output[2:-2].split("...") if output.startswith("..") else [output]
-        callbacks.append(
-            Callback(
-                output=output,
-                outputs=tuple(_split(p) for p in parts),
-                inputs=tuple((i["id"], i["property"]) for i in spec["inputs"]),
-                state=tuple((s["id"], s["property"]) for s in spec.get("state", [])),
-                prevent_initial_call=bool(spec.get("prevent_initial_call")),
-            )
+        callback = Callback(
+            output=output,
+            outputs=tuple(_split(p) for p in parts),
+            inputs=tuple((i["id"], i["property"]) for i in spec["inputs"]),
+            state=tuple((s["id"], s["property"]) for s in spec.get("state", [])),
+            prevent_initial_call=bool(spec.get("prevent_initial_call")),
         )
+        if any(_wildcards(c) - {"MATCH"} for c, _ in callback.props):
+            continue
+        callbacks.append(callback)
     return callbacks
 
 
@@ -247,9 +341,10 @@ class DashClient:
         added = set()
         for component in components(tree):
             ident = component["props"].get("id")
-            if isinstance(ident, str):
-                self.props[ident] = dict(component["props"])
-                added.add(ident)
+            if isinstance(ident, (str, dict)):
+                key = component_key(ident)
+                self.props[key] = dict(component["props"])
+                added.add(key)
         return added
 
     def value(self, prop: Prop) -> Any:
@@ -288,16 +383,23 @@ class DashClient:
     def change(self, values: dict[Prop, Any]) -> None:
         """Set props as a user (or a timer) would, then fire what they trigger, to quiescence."""
         for (component, prop), value in values.items():
-            self.props.setdefault(component, {"id": component})[prop] = value
+            self.props.setdefault(component, {"id": component_id(component)})[prop] = value
         self._settle(set(values), set())
+
+    def _instances(self) -> list[Callback]:
+        """Return the callbacks as they stand for the components present, MATCH ones bound."""
+        found: list[Callback] = []
+        for callback in self.callbacks:
+            found.extend(callback.bind(self.props) if callback.matches else [callback])
+        return found
 
     def _settle(self, changed: set[Prop], added: set[str]) -> None:
         """Fire callbacks triggered by changed props or by newly added components, in waves."""
         fired: set[str] = set()
         while changed or added:
             wave = []
-            for callback in self.callbacks:
-                if callback.output in fired:
+            for callback in self._instances():
+                if callback.ident in fired:
                     continue
                 inputs = set(callback.inputs)
                 if inputs & changed or (
@@ -309,28 +411,14 @@ class DashClient:
                     wave.append((callback, sorted(inputs & changed)))
             changed, added = set(), set()
             for callback, triggers in wave:
-                fired.add(callback.output)
+                fired.add(callback.ident)
                 new_changed, new_added = self._fire(callback, triggers)
                 changed |= new_changed
                 added |= new_added
 
     def _fire(self, callback: Callback, triggers: list[Prop]) -> tuple[set[Prop], set[str]]:
         """POST one callback; apply its outputs and return the props and components it changed."""
-        changed = [f"{c}.{p}" for c, p in triggers]
-        outputs = [{"id": c, "property": p} for c, p in callback.outputs]
-        payload: dict[str, Any] = {
-            "output": callback.output,
-            "outputs": outputs if callback.output.startswith("..") else outputs[0],
-            "inputs": [
-                {"id": c, "property": p, "value": self.value((c, p))} for c, p in callback.inputs
-            ],
-            "changedPropIds": changed,
-            "parsedChangedPropsIds": changed,
-        }
-        if callback.state:
-            payload["state"] = [
-                {"id": c, "property": p, "value": self.value((c, p))} for c, p in callback.state
-            ]
+        payload = callback_payload(callback, triggers, self.value)
         started = time.perf_counter()
         response = self._send(
             "callback",
@@ -356,9 +444,42 @@ class DashClient:
         self.recorder.add(Sample("callback", callback.name, time.perf_counter() - started))
         changed_props: set[Prop] = set()
         added: set[str] = set()
-        for component, props in body["response"].items():
-            for prop, value in props.items():
-                self.props.setdefault(component, {"id": component})[prop] = value
-                changed_props.add((component, prop))
-                added |= self._register(value)
+        # sideUpdate: props the callback set with set_props (the filter bar keeps the page's
+        # `<page>-state` and `<page>-watermark` stores in step so); the renderer applies them
+        # as it applies outputs, and the callbacks listening to them fire.
+        for updates in (body["response"], body.get("sideUpdate") or {}):
+            for component, props in updates.items():
+                for prop, value in props.items():
+                    self.props.setdefault(component, {"id": component_id(component)})[prop] = value
+                    changed_props.add((component, prop))
+                    added |= self._register(value)
         return changed_props, added
+
+
+def callback_payload(
+    callback: Callback, triggers: list[Prop], value: Callable[[Prop], Any]
+) -> dict[str, Any]:
+    """Build the body of `/_dash-update-component` as the renderer sends it for a callback.
+
+    `output` is the callback's output as registered (a MATCH pattern stays a pattern); every
+    id is the component's own (a dict id as a dict), and the changed props are named by their
+    component keys.
+    """
+    changed = [f"{c}.{p}" for c, p in triggers]
+    outputs = [{"id": component_id(c), "property": p} for c, p in callback.outputs]
+    payload: dict[str, Any] = {
+        "output": callback.output,
+        "outputs": outputs if callback.output.startswith("..") else outputs[0],
+        "inputs": [
+            {"id": component_id(c), "property": p, "value": value((c, p))}
+            for c, p in callback.inputs
+        ],
+        "changedPropIds": changed,
+        "parsedChangedPropsIds": changed,
+    }
+    if callback.state:
+        payload["state"] = [
+            {"id": component_id(c), "property": p, "value": value((c, p))}
+            for c, p in callback.state
+        ]
+    return payload

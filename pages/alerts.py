@@ -11,11 +11,14 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from flask_login import current_user
 
 from components.alerts import channel_form, channel_list, monitor_card, monitor_form
+from components.colors import prompt_catalogue
 from components.shell import create_alerts_badge
 from services import monitors, prompt_filters
 from services.container import get_services
+from services.filters import FilterState, parse_query, time_zone
 from services.monitor_rules import MonitorError, load_spec
 from services.monitor_stats import METHODS
+from services.user_settings import display_zone
 
 dash.register_page(
     __name__,
@@ -53,16 +56,19 @@ def _can_write() -> bool:
     return bool(current_user.is_authenticated and current_user.role in WRITERS)
 
 
-def _monitor_list(can_write: bool) -> Any:
-    """Build every monitor's card, firing first."""
+def _monitor_list(can_write: bool, zone: str) -> Any:
+    """Build every monitor's card, firing first, times in `zone`, versions in their colours."""
     with get_services().sessions() as db:
         views = monitors.list_monitors(db)
+        catalogue = prompt_catalogue(prompt_filters.prompt_names(db))
         cards = [
             monitor_card(
                 view,
                 monitors.points(db, view.id),
                 monitors.events(db, view.id),
                 can_write=can_write,
+                zone=zone,
+                catalogue=catalogue,
             )
             for view in views
         ]
@@ -81,9 +87,13 @@ def _channels(can_write: bool) -> Any:
         return channel_list(monitors.list_channels(db), can_write=can_write)
 
 
-def layout(**_query: str) -> html.Div:
-    """Render the monitors, the methods they use, and the forms for writers."""
+def layout(**query: str) -> html.Div:
+    """Render the monitors, the methods they use, and the forms for writers.
+
+    Times are in the display zone: the URL's tz=, else the user's setting.
+    """
     can_write = _can_write()
+    zone = display_zone(parse_query(query)[0])
     with get_services().sessions() as db:
         prompts = prompt_filters.prompt_names(db).names()
         channels = monitors.list_channels(db)
@@ -109,9 +119,10 @@ def layout(**_query: str) -> html.Div:
         methods,
         dcc.Store(id=f"{PAGE}-changed", data=0),
         dcc.Store(id=f"{PAGE}-editing"),
+        dcc.Store(id=f"{PAGE}-zone", data=zone),
         dcc.Interval(id=f"{PAGE}-poll", interval=get_services().settings.poll_interval_s * 1000),
         html.Div(id=f"{PAGE}-message"),
-        html.Div(_monitor_list(can_write), id=f"{PAGE}-monitors"),
+        html.Div(_monitor_list(can_write, zone), id=f"{PAGE}-monitors"),
         html.H3("Channels", className="h6 text-body-secondary mt-3"),
         html.Div(channel_list(channels, can_write=can_write), id=f"{PAGE}-channels"),
     ]
@@ -140,11 +151,12 @@ def layout(**_query: str) -> html.Div:
     Output(f"{PAGE}-monitors", "children"),
     Input(f"{PAGE}-poll", "n_intervals"),
     Input(f"{PAGE}-changed", "data"),
+    State(f"{PAGE}-zone", "data"),
     prevent_initial_call=True,
 )
-def refresh(_n: int | None, _changed: int | None) -> Any:
+def refresh(_n: int | None, _changed: int | None, zone: str | None) -> Any:
     """Redraw the monitors from our database (the sync worker evaluates them, not the page)."""
-    return _monitor_list(_can_write())
+    return _monitor_list(_can_write(), time_zone(zone, []) or display_zone(FilterState()))
 
 
 @callback(

@@ -27,6 +27,8 @@ dash.register_page(
     needs_phoenix=True,
 )
 PAGE = "experiments"
+# Grids of at most this many rows (one page) are sized to their rows.
+AUTO_HEIGHT_ROWS = 20
 
 
 def layout(**query: str) -> html.Div:
@@ -57,11 +59,13 @@ def layout(**query: str) -> html.Div:
             header,
             create_data_table(
                 f"{PAGE}-grid",
-                phoenix_columns(experiments.EXPERIMENT_COLUMNS),
+                experiments.EXPERIMENT_TABLE,
                 rows=table.to_dict("records"),
                 export_href=f"/api/export/{PAGE}/experiments.csv",
                 title="Experiments",
                 row_id="params.data.id",
+                # A few experiments: the grid is as tall as its rows, not a fixed 420 px.
+                auto_height=len(table) <= AUTO_HEIGHT_ROWS,
             ),
             dbc.Row(
                 [
@@ -124,6 +128,7 @@ def compare(experiment_a: str | None, experiment_b: str | None) -> Any:
                 rows=result.deltas.round(4).to_dict("records"),
                 title="Mean score, B minus A",
                 export_href=f"/api/export/{PAGE}/experiment-deltas.csv?{pair}",
+                auto_height=len(result.deltas) <= AUTO_HEIGHT_ROWS,
             ),
             create_data_table(
                 f"{PAGE}-examples",

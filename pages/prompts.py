@@ -1,16 +1,18 @@
 """Prompts: every template group with its prompt and version label; admins merge, relabel,
-rename and undo, each change audited."""
+rename and undo, each change audited. Times are in the display zone: the URL's tz=, else the
+user's setting."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import dash
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
-from dash import ALL, Input, Output, State, callback, ctx, html, no_update
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
@@ -18,7 +20,9 @@ from db.models import PromptChange
 from services import analytics, prompt_identity
 from services.analytics import fact_store
 from services.container import get_services
+from services.filters import FilterState, parse_query, time_zone
 from services.span_facts import aware
+from services.user_settings import display_zone
 from store.filters import Filters
 
 dash.register_page(
@@ -60,13 +64,18 @@ def _calls() -> dict[str, int]:
     )
 
 
-def _time(moment: datetime) -> str:
-    """Show a time to the minute, in UTC like the filter bar."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _time(moment: datetime, zone: str) -> str:
+    """Show a time to the minute on the wall clock of the display zone, naming the zone."""
+    return aware(moment).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def _rows(db: Session) -> list[dict[str, Any]]:
-    """Return the grid's rows: one per template group."""
+def _zone(stored: str | None) -> str:
+    """Return the zone the layout stored for its callbacks (checked again), else the user's."""
+    return time_zone(stored, []) or display_zone(FilterState())
+
+
+def _rows(db: Session, zone: str) -> list[dict[str, Any]]:
+    """Return the grid's rows: one per template group, first seen when its spans began."""
     calls = _calls()
     return [
         {
@@ -77,14 +86,14 @@ def _rows(db: Session) -> list[dict[str, Any]]:
             "version": g.version,
             "source": g.source,
             "template": " ".join(g.template.split())[:TEMPLATE_SNIPPET] or "(no template)",
-            "first_seen_at": _time(aware(g.first_seen_at)),
-            "last_seen_at": _time(aware(g.last_seen_at)),
+            "first_seen_at": _time(g.first_seen_at, zone),
+            "last_seen_at": _time(g.last_seen_at, zone),
         }
         for g in prompt_identity.groups(db)
     ]
 
 
-def _history(db: Session, admin: bool) -> Any:
+def _history(db: Session, admin: bool, zone: str) -> Any:
     """List the newest changes, each with an undo button for admins while it can be undone."""
     changes = prompt_identity.history(db)
     if not changes:
@@ -107,7 +116,7 @@ def _history(db: Session, admin: bool) -> Any:
                     html.Span(f"#{change.id} ", className="text-body-secondary"),
                     html.Span(change.summary),
                     html.Span(
-                        f" by {change.actor}, {_time(aware(change.at))}",
+                        f" by {change.actor}, {_time(change.at, zone)}",
                         className="text-body-secondary small",
                     ),
                     html.Span(" (undone)", className="badge text-bg-light ms-1")
@@ -189,12 +198,13 @@ def _admin_controls(admin: bool) -> html.Div:
     )
 
 
-def layout(**_query: str) -> html.Div:
+def layout(**query: str) -> html.Div:
     """Render every template group, the admin's forms and the change history."""
     admin = _is_admin()
+    zone = display_zone(parse_query(query)[0])
     with get_services().sessions() as db:
-        rows = _rows(db)
-        history = _history(db, admin)
+        rows = _rows(db, zone)
+        history = _history(db, admin, zone)
     names = _names(rows)
     intro = html.P(
         [
@@ -224,6 +234,7 @@ def layout(**_query: str) -> html.Div:
         [
             html.H2("Prompts", className="h4 mb-2"),
             intro,
+            dcc.Store(id=f"{PAGE}-zone", data=zone),
             notice,
             controls,
             html.Datalist([html.Option(value=n) for n in names], id=f"{PAGE}-names"),
@@ -264,7 +275,7 @@ def layout(**_query: str) -> html.Div:
     )
 
 
-def _change(action: Callable[[Session, str], PromptChange]) -> tuple[Any, Any, Any, Any]:
+def _change(action: Callable[[Session, str], PromptChange], zone: str) -> tuple[Any, Any, Any, Any]:
     """Run one audited change as the signed-in admin; say what happened, and redraw."""
     if not _is_admin():
         message = dbc.Alert("Only admins change prompts.", color="danger")
@@ -277,8 +288,8 @@ def _change(action: Callable[[Session, str], PromptChange]) -> tuple[Any, Any, A
     except prompt_identity.PromptIdentityError as exc:
         return dbc.Alert(str(exc), color="warning"), no_update, no_update, no_update
     with services.sessions() as db:
-        rows = _rows(db)
-        history = _history(db, True)
+        rows = _rows(db, zone)
+        history = _history(db, True, zone)
     options = [{"label": n, "value": n} for n in _names(rows)]
     return dbc.Alert(summary, color="success"), rows, history, options
 
@@ -297,6 +308,7 @@ def _change(action: Callable[[Session, str], PromptChange]) -> tuple[Any, Any, A
     State(f"{PAGE}-label", "value"),
     State(f"{PAGE}-rename-from", "value"),
     State(f"{PAGE}-rename-to", "value"),
+    State(f"{PAGE}-zone", "data"),
     prevent_initial_call=True,
 )
 def change(
@@ -309,26 +321,30 @@ def change(
     label: str | None,
     rename_from: str | None,
     rename_to: str | None,
+    stored_zone: str | None,
 ) -> tuple[Any, Any, Any, Any]:
     """Apply the change whose button was pressed."""
     trigger = ctx.triggered_id
+    zone = _zone(stored_zone)
     picked = [str(row.get("id")) for row in selected or [] if isinstance(row, dict)]
     if trigger == f"{PAGE}-merge":
-        return _change(lambda db, actor: prompt_identity.merge(db, actor, picked, merge_name))
+        return _change(lambda db, actor: prompt_identity.merge(db, actor, picked, merge_name), zone)
     if trigger == f"{PAGE}-relabel":
         if len(picked) != 1:
             return dbc.Alert("Select exactly one group to relabel.", color="warning"), *(
                 no_update,
             ) * 3
-        return _change(lambda db, actor: prompt_identity.relabel(db, actor, picked[0], label))
+        return _change(lambda db, actor: prompt_identity.relabel(db, actor, picked[0], label), zone)
     if trigger == f"{PAGE}-rename":
-        return _change(lambda db, actor: prompt_identity.rename(db, actor, rename_from, rename_to))
+        return _change(
+            lambda db, actor: prompt_identity.rename(db, actor, rename_from, rename_to), zone
+        )
     if isinstance(trigger, dict) and trigger.get("type") == f"{PAGE}-undo":
         # A redraw adds buttons with no clicks; only a real click undoes.
         if not ctx.triggered or not ctx.triggered[0].get("value"):
             return no_update, no_update, no_update, no_update
         number = trigger.get("change")
-        return _change(lambda db, actor: prompt_identity.undo(db, actor, number))
+        return _change(lambda db, actor: prompt_identity.undo(db, actor, number), zone)
     return no_update, no_update, no_update, no_update
 
 

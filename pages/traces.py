@@ -89,9 +89,16 @@ def layout(**query: str) -> html.Div:
                             ),
                             id=f"{PAGE}-table",
                         ),
+                        # Full width until a row opens in the pane; then they share the row.
+                        lg=12,
                         id=f"{PAGE}-table-col",
                     ),
-                    dbc.Col(html.Div(id=f"{PAGE}-pane"), lg=6, id=f"{PAGE}-pane-col"),
+                    dbc.Col(
+                        html.Div(id=f"{PAGE}-pane"),
+                        lg=6,
+                        id=f"{PAGE}-pane-col",
+                        className="d-none",
+                    ),
                 ],
                 className="g-3",
             ),
@@ -193,16 +200,24 @@ def drill_to_bucket(click: dict[str, Any] | None) -> Any:
     return clicked_href(click) or no_update
 
 
+def pane_layout(open_: bool) -> tuple[int, str]:
+    """Return the table column's lg width and the pane column's class: shared only when open."""
+    return (6, "") if open_ else (12, "d-none")
+
+
 @callback(
     Output(f"{PAGE}-pane", "children"),
+    Output(f"{PAGE}-table-col", "lg"),
+    Output(f"{PAGE}-pane-col", "className"),
     Input(f"{PAGE}-grid", "cellClicked"),
     prevent_initial_call=True,
 )
-def open_trace(clicked: dict[str, Any] | None) -> Any:
-    """Open the clicked trace in an embedded Phoenix pane beside the table."""
+def open_trace(clicked: dict[str, Any] | None) -> tuple[Any, int, str]:
+    """Open the clicked trace in an embedded Phoenix pane beside the table (half width each)."""
     trace_id = (clicked or {}).get("rowId")
     if not trace_id or not get_services().settings.phoenix_enabled:
-        return None
-    return create_phoenix_pane(
+        return (None, *pane_layout(False))
+    pane = create_phoenix_pane(
         f"{PAGE}-phoenix", f"/redirects/traces/{trace_id}", f"Trace {trace_id[:12]}…"
     )
+    return (pane, *pane_layout(True))

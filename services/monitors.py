@@ -49,6 +49,7 @@ from services.monitor_rules import (
     parse_spec,
 )
 from services.monitor_stats import SideEstimate, decide, threshold_verdict
+from services.prompt_filters import natural_key
 from services.span_facts import aware
 from settings import Settings
 from store.facts import FactStore
@@ -358,7 +359,12 @@ def base_url(settings: Settings) -> str:
 
 
 def versions_in_order(db: Session, prompt: str) -> list[tuple[str, str, list[str]]]:
-    """List a prompt's versions as (identity id, label, groups), oldest first appearance first."""
+    """List a prompt's versions as (identity id, label, groups), oldest first appearance first.
+
+    A version first appears with the earliest span of its groups; versions first seen at the
+    same moment (registry versions no span uses yet) go in natural order, v9 before v10, then
+    by the label's text.
+    """
     rows = db.execute(
         select(Prompt.id, Prompt.identity_id, Prompt.label, Prompt.version, Prompt.first_seen_at)
         .join(PromptIdentity, PromptIdentity.id == Prompt.identity_id)
@@ -373,7 +379,7 @@ def versions_in_order(db: Session, prompt: str) -> list[tuple[str, str, list[str
         groups.setdefault(shown, []).append(str(group))
         at = aware(seen)
         first[shown] = min(first.get(shown, at), at)
-    ordered = sorted(first, key=lambda lab: (first[lab], lab))
+    ordered = sorted(first, key=lambda lab: (first[lab], natural_key(lab), lab))
     return [(ident, lab, sorted(groups[lab])) for lab in ordered]
 
 

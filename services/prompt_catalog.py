@@ -13,6 +13,10 @@ of `prompt_identities`, found by the key) and shows a version label: the version
 state, the registry's label, or, for prompts named by id or attribute that state none, v1, v2,
 ... in the order their wordings first appeared. Admins may move groups and relabel them
 (services/prompt_identity.py); pages apply that when they query, so the facts never change.
+
+A group is first seen at the earliest start of the spans that carry it, over everything synced
+so far: a later sync that reads older spans (a backfill) moves it back, never on. A registry
+version no span uses yet is first seen when the sync registers it.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Prompt, PromptIdentity, utcnow
 from services.fact_writer import KEYS_PER_STATEMENT, upsert
-from services.span_facts import UNVERSIONED, RegistryVersion, SpanFacts
+from services.span_facts import UNVERSIONED, RegistryVersion, SpanFacts, aware
 
 # (template hash or "", version the spans state, identity key): a group's natural key.
 GroupKey = tuple[str, str, str]
@@ -157,11 +162,14 @@ class PromptCatalog:
         # Registry versions by template hash, refreshed by the sync's registry read.
         self.registry: dict[str, RegistryVersion] = {}
         self._ids: dict[GroupKey, uuid.UUID] = {}
+        # Each group's first_seen_at as our database last told us (or we last set it).
+        self._first: dict[uuid.UUID, datetime] = {}
         self._seen: set[uuid.UUID] = set()
 
     def forget(self) -> None:
         """Start a tick afresh: groups may have been moved or removed since the last one."""
         self._ids.clear()
+        self._first.clear()
         self._seen.clear()
 
     def identify(self, fact: SpanFacts) -> tuple[GroupKey, GroupSpec] | None:
@@ -188,7 +196,13 @@ class PromptCatalog:
         """Return the facts with their group's id and the version their spans state."""
         identified = [self.identify(fact) for fact in facts]
         specs = {found[0]: found[1] for found in identified if found is not None}
-        ids = self.ensure(specs)
+        earliest: dict[GroupKey, datetime] = {}
+        for fact, found in zip(facts, identified, strict=True):
+            if found is not None:
+                start = aware(fact.start_time).astimezone(UTC)
+                earliest[found[0]] = min(earliest.get(found[0], start), start)
+        ids = self.ensure(specs, earliest)
+        self._backdate({ids[key]: at for key, at in earliest.items()})
         linked: list[SpanFacts] = []
         for fact, found in zip(facts, identified, strict=True):
             if found is None:
@@ -198,15 +212,23 @@ class PromptCatalog:
             linked.append(replace(fact, prompt_id=ids[key], prompt_version=key[1]))
         return linked
 
-    def ensure(self, specs: Mapping[GroupKey, GroupSpec]) -> dict[GroupKey, uuid.UUID]:
-        """Return the ids of these groups, creating the groups (and identities) missing."""
+    def ensure(
+        self,
+        specs: Mapping[GroupKey, GroupSpec],
+        first_seen: Mapping[GroupKey, datetime] | None = None,
+    ) -> dict[GroupKey, uuid.UUID]:
+        """Return the ids of these groups, creating the groups (and identities) missing.
+
+        A new group is first seen at the earliest start of its spans in ``first_seen``; one
+        created before any span uses it (a registry version) at the time it is created.
+        """
         missing = [key for key in specs if key not in self._ids]
         if missing:
             with self.sessions.begin() as db:
                 self._load(db, missing)
                 new = [key for key in missing if key not in self._ids]
                 if new:
-                    self._create(db, new, specs)
+                    self._create(db, new, specs, first_seen or {})
                     self._load(db, new)
             if lost := [key for key in missing if key not in self._ids]:
                 raise PromptRowMissing(f"prompt rows vanished while being created: {lost}")
@@ -214,8 +236,40 @@ class PromptCatalog:
         self._seen.update(ids.values())
         return ids
 
+    def _backdate(self, earliest: Mapping[uuid.UUID, datetime]) -> None:
+        """Move groups' first_seen_at back to the earliest start of their spans, never on.
+
+        A page of spans may hold older ones than any synced before (a backfill, a project
+        read late): first_seen_at is the minimum over everything synced. One statement a
+        page at most, and none when every group was first seen no later than its spans.
+        """
+        older = sorted(
+            (group, at)
+            for group, at in earliest.items()
+            if group not in self._first or at < self._first[group]
+        )
+        if not older:
+            return
+        # Guarded by the row's own value: another replica may have moved it back further.
+        statement = (
+            update(Prompt)
+            .where(Prompt.id == bindparam("group_id"), Prompt.first_seen_at > bindparam("at"))
+            .values(first_seen_at=bindparam("at"))
+        )
+        # On the connection: one executemany, not the ORM's bulk update by primary key.
+        with self.sessions.begin() as db:
+            db.connection().execute(
+                statement, [{"group_id": group, "at": at} for group, at in older]
+            )
+        for group, at in older:
+            self._first[group] = at
+
     def _create(
-        self, db: Session, keys: Sequence[GroupKey], specs: Mapping[GroupKey, GroupSpec]
+        self,
+        db: Session,
+        keys: Sequence[GroupKey],
+        specs: Mapping[GroupKey, GroupSpec],
+        first_seen: Mapping[GroupKey, datetime],
     ) -> None:
         """Insert new groups, each in the identity its key leads to, with its first label."""
         identities = ensure_identities(db, {key[2]: specs[key] for key in keys})
@@ -258,7 +312,7 @@ class PromptCatalog:
                     "identity_key": identity_key,
                     "identity_id": identity,
                     "label": label,
-                    "first_seen_at": now,
+                    "first_seen_at": first_seen.get((digest, version, identity_key), now),
                     "last_seen_at": now,
                 }
             )
@@ -271,13 +325,18 @@ class PromptCatalog:
         digests = sorted({digest for digest, _version, _key in keys})
         for start in range(0, len(digests), KEYS_PER_STATEMENT):
             rows = db.execute(
-                select(Prompt.id, Prompt.template_hash, Prompt.version, Prompt.identity_key).where(
-                    Prompt.template_hash.in_(digests[start : start + KEYS_PER_STATEMENT])
-                )
+                select(
+                    Prompt.id,
+                    Prompt.template_hash,
+                    Prompt.version,
+                    Prompt.identity_key,
+                    Prompt.first_seen_at,
+                ).where(Prompt.template_hash.in_(digests[start : start + KEYS_PER_STATEMENT]))
             ).all()
-            for group_id, digest, version, identity_key in rows:
+            for group_id, digest, version, identity_key, first_seen_at in rows:
                 if (digest, version, identity_key) in wanted:
                     self._ids[(digest, version, identity_key)] = group_id
+                    self._first[group_id] = aware(first_seen_at)
 
     def adopt_registry(self) -> None:
         """Move groups known only by a template into the registry prompt that now has it.

@@ -9,6 +9,7 @@ belong to several prompts: where that can mix, it is shown as "prompt · version
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -172,3 +173,15 @@ def unknown_filter_message(db: Session, store: FactStore, state: FilterState) ->
             if value not in known:
                 return f"No {label} named {value!r} has synced data yet."
     return None
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders the numbers inside text by value: v2 before v10."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part.casefold())
+        for part in _DIGITS.split(text)
+        if part
+    )

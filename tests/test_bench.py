@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from dash._utils import stringify_id
+
 from bench.common import Stats, interleave
-from bench.suites import TABLE_END, TABLE_START, render_table, write_table
+from bench.page_bench import REDRAWS
+from bench.suites import (
+    TABLE_END,
+    TABLE_START,
+    _poll_payloads,
+    _seen_watermark,
+    render_table,
+    write_table,
+)
+from components.filter_bar import FilterBarAIO
+from load.client import parse_dependencies
 
 
 def test_interleave_alternates_and_pairs_rounds() -> None:
@@ -41,3 +53,36 @@ def test_table_marks_targets_and_lands_between_the_readme_markers(tmp_path) -> N
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("\nrest\n") and "STALE-ROW" not in text
     assert table in text and table in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_poll_payloads_are_the_requests_the_bar_answers(app, client, auth) -> None:
+    auth.create("viewer@example.com", role="viewer")
+    auth.login("viewer@example.com")
+    for page, extra in (("analytics", []), ("home", ["home-status"])):
+        seen: int | None = None
+        for tick in range(2):
+            answered: list[str] = []
+            for payload in _poll_payloads(page, seen):
+                response = client.post("/_dash-update-component", json=payload)
+                assert response.status_code == 200, response.get_data(as_text=True)
+                body = response.json or {}
+                answered += list(body["response"])
+                seen = _seen_watermark(page, body, seen)
+            status = stringify_id(FilterBarAIO.ids.live_status(page))
+            # The live status always; the watermark once it moved; home's banner too.
+            assert {status, *extra} <= set(answered), (tick, answered)
+
+
+def test_page_bench_fires_callbacks_the_app_registers(client, auth) -> None:
+    auth.create("viewer@example.com", role="viewer")
+    auth.login("viewer@example.com")
+    callbacks = {
+        ".".join(c.outputs[0]): c
+        for c in parse_dependencies(client.get("/_dash-dependencies").json or [])
+    }
+    arriving = {*REDRAWS.values(), "analytics-kpis.children", "analytics-pane.children"}
+    arriving.add("analytics-compare.children")
+    grids = {f"{page}-grid.getRowsResponse" for page in ("traces", "evaluations")}
+    assert arriving | grids <= set(callbacks)
+    # The ones the bench times on arrival are the ones the browser fires on arrival.
+    assert not any(callbacks[name].prevent_initial_call for name in arriving)

@@ -14,7 +14,7 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
 
-from components.charts import TOO_FEW
+from components.charts import TOO_FEW, too_few_name
 from tests.browser import login
 from tests.test_pages_browser import synced_app  # noqa: F401
 
@@ -60,8 +60,10 @@ def _traces(dash_duo, graph: str, counted: bool = True) -> list[dict[str, Any]]:
 
 
 def _series(traces: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Keep a chart's series, leaving out the grey points of too few calls that go with them."""
-    return [t for t in traces if not t["name"].endswith(f"({TOO_FEW})")]
+    """Keep a chart's series: not their points of too few calls, nor the legend entry for those."""
+    return [
+        t for t in traces if "(too few " not in t["name"] and not t["name"].startswith("too few ")
+    ]
 
 
 def test_clicking_a_bar_lists_exactly_the_traces_its_tooltip_counts(dash_duo, synced_app) -> None:  # noqa: F811
@@ -105,11 +107,20 @@ def test_clicking_a_bar_lists_exactly_the_traces_its_tooltip_counts(dash_duo, sy
 def test_a_version_has_the_same_colour_on_analytics_and_evaluations(dash_duo, synced_app) -> None:  # noqa: F811
     dash_duo.driver.set_window_size(1440, 1000)
     dash_duo.start_server(synced_app, navigate=False)
-    login(dash_duo, f"/analytics?prompt={PROMPT}")
-    latency = _series(_traces(dash_duo, "analytics-latency"))
+    login(dash_duo, f"/analytics?prompt={PROMPT}&pct=p95")
+    drawn = _traces(dash_duo, "analytics-latency")
+    latency = _series(drawn)
     analytics = {t["meta"]: t["line"] for t in latency}
     by_name = {t["name"]: t["line"] for t in latency}
     assert len(set(analytics.values())) == len(analytics) > 1  # one colour per version
+    # A p95 from under 20 calls: off the line, in its version's colour, and one legend entry.
+    faded = [t for t in drawn if t["name"].endswith(f" ({TOO_FEW})")]
+    assert faded, "the demo slice should have buckets of under 20 calls"
+    for points in faded:
+        assert points["marker"] == by_name[points["name"].removesuffix(f" ({TOO_FEW})")]
+    assert [t["name"] for t in drawn if t["meta"] == t["name"] and TOO_FEW in t["name"]] == [
+        too_few_name(20)
+    ]
 
     dash_duo.driver.get(f"{dash_duo.server.url}/evaluations?prompt={PROMPT}")
     trend = _series(_traces(dash_duo, "evaluations-trend"))
@@ -122,6 +133,9 @@ def test_a_version_has_the_same_colour_on_analytics_and_evaluations(dash_duo, sy
     assert boxes
     for box in boxes:
         assert box["marker"] == by_name[box["name"]], box["name"]
+    # Labels never take a version's colour.
+    labels = _traces(dash_duo, "evaluations-labels")
+    assert labels and not {t["marker"] for t in labels} & set(analytics.values())
     assert dash_duo.get_logs() == []
 
 
@@ -135,12 +149,13 @@ def test_no_line_crosses_an_empty_bucket(dash_duo, synced_app) -> None:  # noqa:
     for trace in lines:
         assert trace["connectgaps"] is False
         y = trace["y"]
+        calls = [row[1] for row in trace["customdata"]]
+        # A bucket without calls is no point (one with too few calls is off the line too).
+        assert all(y[i] is None for i, n in enumerate(calls) if n == 0)
         known = [i for i, v in enumerate(y) if v is not None]
         # An empty bucket between two with calls: the line must break there.
-        if known and any(y[i] is None for i in range(known[0], known[-1])):
+        if known and any(calls[i] == 0 for i in range(known[0], known[-1])):
             gapped.append(trace)
-            empty = next(i for i in range(known[0], known[-1]) if y[i] is None)
-            assert trace["customdata"][empty][1] == 0
     assert gapped, "the demo slice should leave some version without calls in some bucket"
     # Drawn as separate pieces: a new path, or a new move (M), after each gap.
     pieces = dash_duo.driver.execute_script(

@@ -1,7 +1,8 @@
 """The demo loader fills a real Phoenix with what every page needs, and only once.
 
 The story tests plan the full demo offline (no Phoenix): a month of traffic in office hours,
-v2 better than v1 at the same cost, v3 faster until its p95 regresses from a visible day.
+v2 better than v1 at the same cost, v3 faster until its p95 regresses from a visible day, and
+experiments where v3 beats v1.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 from devtools import demo_data
 from devtools.demo_data import (
+    _EXPERIMENTS,
     _MAX_LATENCY_MS,
     _ZONE,
     CORRECTNESS,
@@ -27,6 +29,7 @@ from devtools.demo_data import (
     QA_REVIEW,
     SPAN_EVALUATORS,
     _plan_annotations,
+    _plan_experiment,
     _plan_traces,
     _Progress,
     _regression_age_s,
@@ -175,6 +178,31 @@ def test_the_demo_monitor_has_a_week_of_both_versions(story) -> None:
     # Past every timeout (8 s) in well over a tenth of v3's calls: the p95 intervals separate.
     assert sum(latency_ms(t) > _MAX_LATENCY_MS for t in v3) > 0.12 * len(v3)
     assert not any(latency_ms(t) > _MAX_LATENCY_MS for t in v2)
+
+
+@pytest.mark.parametrize("seed", [7, 11, 12345])
+def test_experiments_score_as_their_rates_say_so_v3_beats_v1(seed: int) -> None:
+    """With a dozen examples, a coin per example could make v1 match more often than v3."""
+    rng = random.Random(f"demo-experiments:{seed}")  # as load_demo draws them, in order
+    plans = {
+        spec.version: (spec, _plan_experiment(rng, spec, _to_ns(NOW))) for spec in _EXPERIMENTS
+    }
+    assert set(plans) == {"v1", "v3"}
+    exact: dict[str, float] = {}
+    relevance: dict[str, float] = {}
+    for version, (spec, runs) in plans.items():
+        n = len(runs)
+        assert n == 12 and len({r.question for r in runs}) == n
+        matched = sum(r.exact["score"] for r in runs)
+        assert matched == round(spec.exact_rate * n), version
+        assert all((r.exact["label"] == "match") == (r.exact["score"] == 1.0) for r in runs)
+        deflected = sum(r.judged["label"] == "irrelevant" for r in runs)
+        assert deflected == n - matched - round(spec.relevance * (n - matched)), version
+        exact[version] = matched / n
+        relevance[version] = statistics.mean(r.judged["score"] for r in runs)
+        assert all(r.start_ns < r.end_ns for r in runs)
+    assert exact == {"v1": 4 / 12, "v3": 7 / 12}  # the specs' 0.35 and 0.60, to a dozen
+    assert relevance["v3"] > relevance["v1"] + 0.05
 
 
 def test_progress_bar_reports_each_quarter_off_a_terminal() -> None:

@@ -121,7 +121,7 @@ def test_chart_axes_and_tooltips_use_the_same_units() -> None:
 
 def test_label_shares_and_histograms_read_in_their_units() -> None:
     bars = create_label_bars([("pass", "correctness · v1", 0.625, 8)], "Label shares")
-    assert bars["layout"]["yaxis"]["tickformat"] == axis("percent")["tickformat"]
+    assert bars["layout"]["xaxis"]["tickformat"] == axis("percent")["tickformat"]
     assert bars["data"][0]["customdata"] == [["62.5%", 8, ""]]
     assert "labelled" in bars["data"][0]["hovertemplate"]
     histogram = create_histogram(Histogram((0.0, 500.0, 1500.0), (3, 4)), "Latency", "latency")

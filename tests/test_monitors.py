@@ -401,6 +401,18 @@ def test_the_alerts_page_shows_states_and_hides_forms_from_viewers(app, client, 
     assert "insufficient data" in page
 
 
+def test_the_alerts_page_shows_sparkline_times_in_the_display_zone(app, client, auth) -> None:
+    prompt = _prompt(app, "faq")
+    _create(app, prompt, "error_rate")
+    auth.create("viewer@example.com", role="viewer")
+    auth.login("viewer@example.com")
+    # The body is JSON, which escapes the zone's slash: read it back.
+    berlin = json.dumps(route(client, "/alerts", "?tz=Europe/Berlin").json)
+    assert "times in Europe/Berlin" in berlin
+    # Without tz= the user's own setting (none here: UTC) decides.
+    assert "times in UTC" in json.dumps(route(client, "/alerts").json)
+
+
 @pytest.mark.browser
 def test_the_alerts_page_shows_a_firing_monitor_and_the_navbar_badge(dash_duo, app) -> None:
     rng = np.random.default_rng(11)
@@ -423,5 +435,9 @@ def test_the_alerts_page_shows_a_firing_monitor_and_the_navbar_badge(dash_duo, a
     dash_duo.wait_for_element(f"#alerts-monitor-{firing} .js-plotly-plot .scatterlayer", timeout=20)
     card = dash_duo.find_element(f"#alerts-monitor-{firing}").text
     assert "v2" in card and "v1" in card and "n = " in card
+    # "Add channel" stays on one line: no taller than the inputs beside it.
+    button = dash_duo.find_element("#alerts-c-add")
+    field = dash_duo.find_element("#alerts-c-name")
+    assert button.size["height"] <= field.size["height"] + 4, (button.size, field.size)
     save_screenshot(dash_duo, "alerts")
     assert dash_duo.get_logs() == []

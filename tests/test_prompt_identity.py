@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,22 +18,29 @@ from sqlalchemy import select
 from db.models import PromptChange
 from services import prompt_filters, prompt_identity
 from services.container import get_services
-from services.prompt_catalog import PromptCatalog
+from services.prompt_catalog import GroupSpec, PromptCatalog, registry_key
 from services.prompt_identity import PromptIdentityError
-from services.span_facts import RegistryVersion, declared_prompt, span_facts, template_hash
+from services.span_facts import (
+    RegistryVersion,
+    aware,
+    declared_prompt,
+    span_facts,
+    template_hash,
+)
 
 T1 = "Answer the question: {question}"
 T2 = "Answer briefly, citing the policy: {question}"
 T3 = "Summarise the ticket: {ticket}"
 
 
-def _span(n: int, **attributes: Any) -> dict[str, Any]:
-    """Build a Phoenix LLM span (REST shape) with these attributes."""
+def _span(n: int, start: datetime | None = None, /, **attributes: Any) -> dict[str, Any]:
+    """Build a Phoenix LLM span (REST shape) with these attributes, starting at `start`."""
+    begin = start or datetime(2026, 11, 20, 10, tzinfo=UTC)
     return {
         "context": {"span_id": f"{n:016x}", "trace_id": f"{n:032x}"},
         "span_kind": "LLM",
-        "start_time": "2026-11-20T10:00:00+00:00",
-        "end_time": "2026-11-20T10:00:01+00:00",
+        "start_time": begin.isoformat(),
+        "end_time": (begin + timedelta(seconds=1)).isoformat(),
         "status_code": "OK",
         "attributes": {"llm.model_name": "gpt-4o", **attributes},
     }
@@ -127,6 +134,67 @@ def test_the_catalog_identifies_prompts_in_order_registry_id_attribute_template(
         [_span(9, **{"llm.prompt_template.template": T2, "prompt.id": "faq"})],
     )
     assert again[0].prompt_id == facts[1].prompt_id and len(_groups(app)) == len(groups)
+
+
+def _first_seen(app: Any, group: Any) -> datetime:
+    """Return a group's first_seen_at as the page's service reads it (aware, UTC)."""
+    return aware(_groups(app)[str(group)].first_seen_at).astimezone(UTC)
+
+
+def test_a_group_is_first_seen_when_its_earliest_span_started_and_a_backfill_moves_it_back(
+    app,
+) -> None:
+    sessions = get_services(app.server).sessions
+    day = datetime(2026, 10, 27, 9, 30, tzinfo=UTC)
+
+    def faq(n: int, start: datetime, template: str = T1) -> dict[str, Any]:
+        return _span(n, start, **{"llm.prompt_template.template": template, "prompt.id": "faq"})
+
+    # One page, out of time order: the earliest start counts, not the sync's clock.
+    catalog = PromptCatalog(sessions)
+    facts = _link(catalog, [faq(1, day + timedelta(days=3)), faq(2, day), faq(3, day, T2)])
+    v1, v2 = facts[0].prompt_id, facts[2].prompt_id
+    assert _first_seen(app, v1) == day and _first_seen(app, v2) == day
+    # Later pages and ticks with newer spans leave it; older spans (a backfill) move it back,
+    # in this catalog (its cache) and in a fresh one (the next tick) alike.
+    _link(catalog, [faq(4, day + timedelta(days=20))])
+    assert _first_seen(app, v1) == day
+    _link(catalog, [faq(5, day - timedelta(hours=1)), faq(6, day - timedelta(days=2))])
+    assert _first_seen(app, v1) == day - timedelta(days=2)
+    fresh = PromptCatalog(sessions)
+    _link(fresh, [faq(7, day + timedelta(days=1)), faq(8, day - timedelta(days=9), T2)])
+    assert _first_seen(app, v1) == day - timedelta(days=2)
+    assert _first_seen(app, v2) == day - timedelta(days=9)
+    # A registry version no span uses yet is first seen when registered; its spans move it.
+    registered = datetime.now(UTC)
+    digest = template_hash(T3)
+    ids = fresh.ensure(
+        {(digest, "v1", registry_key("UHJvbXB0OjI=")): GroupSpec(T3, "registry", "ticket")}
+    )
+    (group,) = ids.values()
+    assert _first_seen(app, group) >= registered - timedelta(seconds=5)
+    fresh.registry = {digest: RegistryVersion("ticket", "UHJvbXB0OjI=", T3, digest, "v1")}
+    linked = _link(fresh, [_span(9, day, **{"llm.prompt_template.template": T3})])
+    assert linked[0].prompt_id == group and _first_seen(app, group) == day
+
+
+def test_the_page_shows_first_seen_in_the_display_zone(app, client, auth) -> None:
+    sessions = get_services(app.server).sessions
+    start = datetime(2026, 10, 27, 9, 30, tzinfo=UTC)
+    facts = _link(
+        PromptCatalog(sessions),
+        [_span(1, start, **{"llm.prompt_template.template": T1, "prompt.id": "faq"})],
+    )
+    auth.create("admin@example.com", role="admin")
+    auth.login("admin@example.com")
+    rows: dict[str, dict[str, Any]] = {}
+    for label, zone in (("v7", "Europe/Berlin"), ("v8", "UTC")):
+        answer = _press(client, "relabel", [str(facts[0].prompt_id)], label, zone=zone)
+        assert answer.status_code == 200
+        data = answer.get_json()["response"]["prompts-groups"]["rowData"]
+        rows[zone] = {row["id"]: row for row in data}[str(facts[0].prompt_id)]
+    assert rows["Europe/Berlin"]["first_seen_at"] == "2026-10-27 10:30 CET"
+    assert rows["UTC"]["first_seen_at"] == "2026-10-27 09:30 UTC"
 
 
 def _seed_groups(app: Any) -> dict[str, str]:
@@ -275,7 +343,13 @@ CHANGE_OUTPUT = (
 )
 
 
-def _press(client: Any, button: str, selected: list[str], name: str | None = None) -> Any:
+def _press(
+    client: Any,
+    button: str,
+    selected: list[str],
+    name: str | None = None,
+    zone: str | None = "UTC",
+) -> Any:
     """Press a button of the prompts page as the browser does, with groups selected."""
     values: dict[str, int | None] = {"merge": None, "relabel": None, "rename": None}
     values[button] = 1
@@ -304,6 +378,7 @@ def _press(client: Any, button: str, selected: list[str], name: str | None = Non
                 {"id": "prompts-label", "property": "value", "value": name},
                 {"id": "prompts-rename-from", "property": "value", "value": None},
                 {"id": "prompts-rename-to", "property": "value", "value": None},
+                {"id": "prompts-zone", "property": "data", "value": zone},
             ],
             "changedPropIds": [f"prompts-{button}.n_clicks"],
         },
