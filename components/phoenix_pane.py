@@ -10,6 +10,11 @@ from dash import html
 PHOENIX_PREFIX = "/phoenix"
 
 
+def pane_widths(open_: bool) -> tuple[int, int, str]:
+    """Return (table lg, pane lg, pane class): the table takes the row until a pane opens."""
+    return (6, 6, "") if open_ else (12, 12, "d-none")
+
+
 def phoenix_href(path: str) -> str:
     """Return the dashboard URL of a Phoenix UI path."""
     return f"{PHOENIX_PREFIX}/{path.lstrip('/')}"

@@ -33,7 +33,7 @@ from components.filter_bar import (
     create_filtered_page_top,
     evaluator_picker_outputs,
 )
-from components.phoenix_pane import create_phoenix_pane
+from components.phoenix_pane import create_phoenix_pane, pane_widths
 from components.table import create_data_table
 from pages._shared import register_filter_callbacks, register_paged_grid, state_from_search
 from services import analytics, evaluators, prompt_filters, tables
@@ -296,9 +296,7 @@ def redraw(mark: int | None, search: str | None) -> tuple[Any, ...]:
     )
 
 
-# The table's and the pane's widths (lg), and the pane's class: full width until a row opens.
-CLOSED = (12, 12, "d-none")
-OPEN = (6, 6, "")
+CLOSED, OPEN = pane_widths(False), pane_widths(True)
 
 
 @callback(

@@ -22,7 +22,7 @@ from components.charts import (
 )
 from components.colors import PALETTE
 from components.filter_bar import create_empty_notice, create_filtered_page_top
-from components.phoenix_pane import create_phoenix_pane
+from components.phoenix_pane import create_phoenix_pane, pane_widths
 from components.table import create_data_table
 from pages._shared import register_filter_callbacks, register_paged_grid, state_from_search
 from services import analytics, prompt_filters, tables
@@ -202,7 +202,8 @@ def drill_to_bucket(click: dict[str, Any] | None) -> Any:
 
 def pane_layout(open_: bool) -> tuple[int, str]:
     """Return the table column's lg width and the pane column's class: shared only when open."""
-    return (6, "") if open_ else (12, "d-none")
+    table_lg, _pane_lg, pane_class = pane_widths(open_)
+    return table_lg, pane_class
 
 
 @callback(

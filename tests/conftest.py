@@ -26,6 +26,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from db.migrate import upgrade
 from db.session import make_engine
+from devtools.demo import ensure_demo_user
 from devtools.demo_data import DemoSummary, load_demo
 from devtools.phoenix import (
     DEFAULT_VENV,
@@ -250,6 +251,17 @@ class AuthPhoenix:
     server: PhoenixServer
     admin_secret: str
     keys: RoleKeys
+
+
+@pytest.fixture
+def synced_app(settings: Settings, phoenix_server: PhoenixServer, demo_loaded: DemoSummary):
+    """An app whose sync has read the session's demo slice, with the demo login, no worker."""
+    app = create_app(settings.with_overrides(phoenix_enabled=True, phoenix_url=phoenix_server.url))
+    services = get_services(app.server)
+    assert services.sync is not None
+    services.sync.tick()
+    ensure_demo_user(app)
+    return app
 
 
 @pytest.fixture(scope="session")

@@ -92,3 +92,16 @@ def seed(app: Any, spans: int = 60, now: datetime | None = None) -> Seeded:
     services.store.write_spans(rows)
     services.store.write_span_annotations(notes)
     return Seeded(ids, len(rows), len(notes))
+
+
+def rest_llm_span(n: int, start: datetime | None = None, /, **attributes: Any) -> dict[str, Any]:
+    """Build span n as Phoenix's REST API returns an LLM span, one second long from `start`."""
+    begin = start or datetime(2026, 11, 20, 10, tzinfo=UTC)
+    return {
+        "context": {"span_id": f"{n:016x}", "trace_id": f"{n:032x}"},
+        "span_kind": "LLM",
+        "start_time": begin.isoformat(),
+        "end_time": (begin + timedelta(seconds=1)).isoformat(),
+        "status_code": "OK",
+        "attributes": {"llm.model_name": "gpt-4o", **attributes},
+    }

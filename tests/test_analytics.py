@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app import create_app
 from devtools.demo_data import PROJECT_NAMES
 from services import analytics, prompt_filters
 from services.container import get_services
@@ -58,16 +57,6 @@ def _what(page: str) -> str:
 )
 def test_bucket_size_keeps_series_readable(span: timedelta, size: timedelta) -> None:
     assert analytics.bucket_size(T0, T0 + span) == size
-
-
-@pytest.fixture
-def synced_app(settings, phoenix_server, demo_loaded):
-    """An app whose sync has read the session's Phoenix."""
-    app = create_app(settings.with_overrides(phoenix_enabled=True, phoenix_url=phoenix_server.url))
-    services = get_services(app.server)
-    assert services.sync is not None
-    services.sync.tick()
-    return app
 
 
 @pytest.mark.integration

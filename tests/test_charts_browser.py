@@ -16,7 +16,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from components.charts import TOO_FEW, too_few_name
 from tests.browser import login
-from tests.test_pages_browser import synced_app  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 PROMPT = "support-answer"
@@ -66,7 +65,7 @@ def _series(traces: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def test_clicking_a_bar_lists_exactly_the_traces_its_tooltip_counts(dash_duo, synced_app) -> None:  # noqa: F811
+def test_clicking_a_bar_lists_exactly_the_traces_its_tooltip_counts(dash_duo, synced_app) -> None:
     dash_duo.driver.set_window_size(1440, 1000)
     dash_duo.start_server(synced_app, navigate=False)
     login(dash_duo, f"/analytics?prompt={PROMPT}")
@@ -104,7 +103,7 @@ def test_clicking_a_bar_lists_exactly_the_traces_its_tooltip_counts(dash_duo, sy
     assert dash_duo.get_logs() == []
 
 
-def test_a_version_has_the_same_colour_on_analytics_and_evaluations(dash_duo, synced_app) -> None:  # noqa: F811
+def test_a_version_has_the_same_colour_on_analytics_and_evaluations(dash_duo, synced_app) -> None:
     dash_duo.driver.set_window_size(1440, 1000)
     dash_duo.start_server(synced_app, navigate=False)
     login(dash_duo, f"/analytics?prompt={PROMPT}&pct=p95")
@@ -139,7 +138,7 @@ def test_a_version_has_the_same_colour_on_analytics_and_evaluations(dash_duo, sy
     assert dash_duo.get_logs() == []
 
 
-def test_no_line_crosses_an_empty_bucket(dash_duo, synced_app) -> None:  # noqa: F811
+def test_no_line_crosses_an_empty_bucket(dash_duo, synced_app) -> None:
     dash_duo.driver.set_window_size(1440, 1000)
     dash_duo.start_server(synced_app, navigate=False)
     login(dash_duo, "/analytics?pct=p50")

@@ -9,9 +9,6 @@ import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
-from app import create_app
-from devtools.demo import ensure_demo_user
-from services.container import get_services
 from tests.browser import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -22,17 +19,6 @@ const cells = document.querySelectorAll(arguments[0]);
 return Array.from(cells).filter(c => c.innerText && c.scrollWidth > c.clientWidth + 1)
   .map(c => c.innerText);
 """
-
-
-@pytest.fixture
-def synced_app(settings, phoenix_server, demo_loaded):
-    """An app whose sync has read the session's demo slice, with no background worker."""
-    app = create_app(settings.with_overrides(phoenix_enabled=True, phoenix_url=phoenix_server.url))
-    services = get_services(app.server)
-    assert services.sync is not None
-    services.sync.tick()
-    ensure_demo_user(app)
-    return app
 
 
 def _width(dash_duo, selector: str) -> float:

@@ -36,6 +36,7 @@ from services.span_facts import span_facts
 from store.facts import SpanAnnotationRow, SpanRow
 from tests.browser import login, save_screenshot
 from tests.callbacks import route
+from tests.seed import rest_llm_span
 
 SECRET = "receiver-signing-secret"
 
@@ -105,18 +106,15 @@ def _prompt(app: Any, name: str) -> Prompt:
     catalog = PromptCatalog(get_services(app.server).sessions)
     groups = {}
     for n, version in enumerate(("v1", "v2")):
-        span = {
-            "context": {"span_id": f"{n:016x}", "trace_id": f"{n:032x}"},
-            "span_kind": "LLM",
-            "start_time": "2026-01-01T00:00:00+00:00",
-            "end_time": "2026-01-01T00:00:01+00:00",
-            "status_code": "OK",
-            "attributes": {
+        span = rest_llm_span(
+            n,
+            datetime(2026, 1, 1, tzinfo=UTC),
+            **{
                 "llm.prompt_template.template": f"{name} {version}: {{q}}",
                 "llm.prompt_template.version": version,
                 "prompt.id": name,
             },
-        }
+        )
         (fact,) = catalog.link([span_facts("p", span, None)])
         groups[version] = str(fact.prompt_id)
     return Prompt(name, groups)

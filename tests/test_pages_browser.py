@@ -10,8 +10,6 @@ import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
-from app import create_app
-from devtools.demo import ensure_demo_user
 from services import prompt_filters
 from services.container import get_services
 from services.filters import parse_query
@@ -30,17 +28,6 @@ from tests.browser import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-
-
-@pytest.fixture
-def synced_app(settings, phoenix_server, demo_loaded):
-    """An app whose sync has read the session's demo slice, with no background worker."""
-    app = create_app(settings.with_overrides(phoenix_enabled=True, phoenix_url=phoenix_server.url))
-    services = get_services(app.server)
-    assert services.sync is not None
-    services.sync.tick()
-    ensure_demo_user(app)
-    return app
 
 
 def _open_first_row_in_phoenix(dash_duo, page: str, path: str) -> None:

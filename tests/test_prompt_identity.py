@@ -27,23 +27,11 @@ from services.span_facts import (
     span_facts,
     template_hash,
 )
+from tests.seed import rest_llm_span as _span
 
 T1 = "Answer the question: {question}"
 T2 = "Answer briefly, citing the policy: {question}"
 T3 = "Summarise the ticket: {ticket}"
-
-
-def _span(n: int, start: datetime | None = None, /, **attributes: Any) -> dict[str, Any]:
-    """Build a Phoenix LLM span (REST shape) with these attributes, starting at `start`."""
-    begin = start or datetime(2026, 11, 20, 10, tzinfo=UTC)
-    return {
-        "context": {"span_id": f"{n:016x}", "trace_id": f"{n:032x}"},
-        "span_kind": "LLM",
-        "start_time": begin.isoformat(),
-        "end_time": (begin + timedelta(seconds=1)).isoformat(),
-        "status_code": "OK",
-        "attributes": {"llm.model_name": "gpt-4o", **attributes},
-    }
 
 
 def test_a_span_declares_its_prompt_by_prompt_id_else_by_the_named_attribute() -> None:

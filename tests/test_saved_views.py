@@ -12,7 +12,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from app import create_app
 from components.filter_bar import FilterBarAIO
-from devtools.demo import ensure_demo_user
 from services import saved_views, users
 from services.container import get_services
 from services.saved_views import SavedViewError
@@ -161,17 +160,6 @@ def test_a_view_whose_prompt_is_gone_opens_with_a_message(settings, page: str) -
     notice = outputs[-1]
     assert notice.id == f"{page}-empty"
     assert notice.children == "No prompt named 'retired' has synced data yet."
-
-
-@pytest.fixture
-def synced_app(settings, phoenix_server, demo_loaded):
-    """An app whose sync has read the session's demo slice, with no background worker."""
-    app = create_app(settings.with_overrides(phoenix_enabled=True, phoenix_url=phoenix_server.url))
-    services = get_services(app.server)
-    assert services.sync is not None
-    services.sync.tick()
-    ensure_demo_user(app)
-    return app
 
 
 def _css(component_id: dict[str, str]) -> str:

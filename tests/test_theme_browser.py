@@ -10,9 +10,8 @@ import pytest
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.support.ui import WebDriverWait
 
-from app import create_app
 from db.models import User
-from devtools.demo import DEMO_EMAIL, ensure_demo_user
+from devtools.demo import DEMO_EMAIL
 from services.container import get_services
 from tests.browser import click, exported_rows, login
 
@@ -29,17 +28,6 @@ PAGES = [
 ]
 # Bootstrap 5.3's dark --bs-body-bg, #212529.
 DARK_BG = "rgb(33, 37, 41)"
-
-
-@pytest.fixture
-def synced_app(settings, phoenix_server, demo_loaded):
-    """An app whose sync has read the session's demo slice, with no background worker."""
-    app = create_app(settings.with_overrides(phoenix_enabled=True, phoenix_url=phoenix_server.url))
-    services = get_services(app.server)
-    assert services.sync is not None
-    services.sync.tick()
-    ensure_demo_user(app)
-    return app
 
 
 def _saved_theme(app) -> str:

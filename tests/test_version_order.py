@@ -14,6 +14,7 @@ from services.container import get_services
 from services.monitor_rules import MonitorSpec
 from services.prompt_catalog import PromptCatalog
 from services.span_facts import span_facts
+from tests.seed import rest_llm_span
 
 DAY = datetime(2026, 10, 27, 9, 30, tzinfo=UTC)
 NOW = datetime(2026, 11, 26, 18, 0, tzinfo=UTC)
@@ -24,18 +25,15 @@ def _link(app: Any, prompt: str, versions: dict[str, datetime]) -> dict[str, str
     catalog = PromptCatalog(get_services(app.server).sessions)
     groups = {}
     for n, (version, start) in enumerate(versions.items()):
-        span = {
-            "context": {"span_id": f"{n + 1:016x}", "trace_id": f"{n + 1:032x}"},
-            "span_kind": "LLM",
-            "start_time": start.isoformat(),
-            "end_time": (start + timedelta(seconds=1)).isoformat(),
-            "status_code": "OK",
-            "attributes": {
+        span = rest_llm_span(
+            n + 1,
+            start,
+            **{
                 "llm.prompt_template.template": f"{prompt} {version}: {{q}}",
                 "llm.prompt_template.version": version,
                 "prompt.id": prompt,
             },
-        }
+        )
         (fact,) = catalog.link([span_facts("p", span, None)])
         groups[version] = str(fact.prompt_id)
     return groups
